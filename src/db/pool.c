@@ -1,0 +1,326 @@
+/*
+ * pool.c - connection pool and per-connection statement cache (see pool.h).
+ */
+#include "db/pool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/alloc.h"
+#include "util/log.h"
+
+#define POOL_STATEMENT_CACHE_MAX 256
+#define POOL_CONNECT_BACKOFF_MS 500
+#define POOL_CONNECT_TIMEOUT_S "5"
+
+typedef struct stmt_entry {
+	char *sql;
+	unsigned long hash;
+	char name[16];
+	bool prepared;
+} stmt_entry;
+
+struct db_conn {
+	PGconn *pg;
+	int slot;
+	bool unnamed;
+	int statement_timeout_ms;
+	stmt_entry stmts[POOL_STATEMENT_CACHE_MAX];
+	int nstmts;
+};
+
+struct db_pool {
+	char *conninfo;
+	int size;
+	int acquire_timeout_ms;
+	int statement_timeout_ms;
+	bool unnamed;
+	pthread_mutex_t lock;
+	pthread_cond_t available;
+	db_conn **slots; /* slot i's connection, or NULL when not connected */
+	int *free_slots; /* stack of free slot indexes */
+	int nfree;
+	struct timespec connect_not_before;
+};
+
+static void timespec_add_ms(struct timespec *ts, long ms)
+{
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+static bool timespec_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+tk_status db_connect(const char *conninfo, PGconn **out, tk_error *err)
+{
+	/* Our defaults first, so values in the user's URL override them. */
+	const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+	const char *vals[] = {POOL_CONNECT_TIMEOUT_S, "tekup", conninfo, NULL};
+	PGconn *pg = PQconnectdbParams(keys, vals, 1);
+	if (pg == NULL || PQstatus(pg) != CONNECTION_OK) {
+		char msg[256] = "out of memory";
+		if (pg) {
+			snprintf(msg, sizeof msg, "%s", PQerrorMessage(pg));
+			msg[strcspn(msg, "\n")] = '\0';
+		}
+		log_error("cannot connect to PostgreSQL: %s", msg);
+		PQfinish(pg);
+		*out = NULL;
+		err->retry_after = 1;
+		return tk_error_set(err, 503, "database_unavailable", NULL,
+				    "the database is unavailable; retry shortly");
+	}
+	*out = pg;
+	return TK_OK;
+}
+
+static tk_status conn_open(db_pool *pool, int slot, db_conn **out, tk_error *err)
+{
+	PGconn *pg = NULL;
+	if (db_connect(pool->conninfo, &pg, err) != TK_OK)
+		return TK_ERR;
+	if (!pool->unnamed) {
+		/* Session settings that are the same for every tenant; with PgBouncer
+		 * they are sent per transaction instead (see tx.c). */
+		char sql[128];
+		snprintf(sql, sizeof sql, "SET statement_timeout = %d; SET TimeZone = 'UTC'",
+			 pool->statement_timeout_ms);
+		PGresult *r = PQexec(pg, sql);
+		bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		if (!ok)
+			log_error("connection set-up failed: %s", PQerrorMessage(pg));
+		PQclear(r);
+		if (!ok) {
+			PQfinish(pg);
+			err->retry_after = 1;
+			return tk_error_set(err, 503, "database_unavailable", NULL,
+					    "the database is unavailable; retry shortly");
+		}
+	}
+	if (PQenterPipelineMode(pg) != 1) {
+		log_error("cannot enter pipeline mode: %s", PQerrorMessage(pg));
+		PQfinish(pg);
+		return tk_error_set(err, 503, "database_unavailable", NULL,
+				    "the database is unavailable; retry shortly");
+	}
+	db_conn *c = tk_calloc(1, sizeof *c);
+	c->pg = pg;
+	c->slot = slot;
+	c->unnamed = pool->unnamed;
+	c->statement_timeout_ms = pool->statement_timeout_ms;
+	*out = c;
+	return TK_OK;
+}
+
+static void conn_close(db_conn *c)
+{
+	if (c == NULL)
+		return;
+	for (int i = 0; i < c->nstmts; i++)
+		free(c->stmts[i].sql);
+	PQfinish(c->pg);
+	free(c);
+}
+
+db_pool *db_pool_create(const db_pool_options *o)
+{
+	db_pool *p = tk_calloc(1, sizeof *p);
+	p->conninfo = tk_strdup(o->conninfo);
+	p->size = o->size;
+	p->acquire_timeout_ms = o->acquire_timeout_ms;
+	p->statement_timeout_ms = o->statement_timeout_ms;
+	p->unnamed = o->unnamed_statements;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->available, &attr);
+	pthread_condattr_destroy(&attr);
+	p->slots = tk_calloc((size_t)o->size, sizeof(db_conn *));
+	p->free_slots = tk_calloc((size_t)o->size, sizeof(int));
+	for (int i = 0; i < o->size; i++)
+		p->free_slots[i] = o->size - 1 - i;
+	p->nfree = o->size;
+	return p;
+}
+
+tk_status db_pool_acquire(db_pool *p, db_conn **out, tk_error *err)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	timespec_add_ms(&deadline, p->acquire_timeout_ms);
+
+	pthread_mutex_lock(&p->lock);
+	while (p->nfree == 0) {
+		int rc = pthread_cond_timedwait(&p->available, &p->lock, &deadline);
+		if (rc == ETIMEDOUT && p->nfree == 0) {
+			pthread_mutex_unlock(&p->lock);
+			err->retry_after = 1;
+			return tk_error_set(err, 503, "pool_timeout", NULL,
+					    "the server is busy; retry shortly");
+		}
+	}
+	int slot = p->free_slots[--p->nfree];
+	db_conn *c = p->slots[slot];
+	bool may_connect = true;
+	if (c == NULL) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		may_connect = !timespec_before(&now, &p->connect_not_before);
+	}
+	pthread_mutex_unlock(&p->lock);
+
+	if (c != NULL) {
+		*out = c;
+		return TK_OK;
+	}
+	tk_status st = TK_ERR;
+	if (may_connect) {
+		st = conn_open(p, slot, &c, err);
+	} else {
+		err->retry_after = 1;
+		tk_error_set(err, 503, "database_unavailable", NULL,
+			     "the database is unavailable; retry shortly");
+	}
+	pthread_mutex_lock(&p->lock);
+	if (st == TK_OK) {
+		p->slots[slot] = c;
+		*out = c;
+	} else {
+		if (may_connect) {
+			clock_gettime(CLOCK_MONOTONIC, &p->connect_not_before);
+			timespec_add_ms(&p->connect_not_before, POOL_CONNECT_BACKOFF_MS);
+		}
+		p->free_slots[p->nfree++] = slot;
+		pthread_cond_signal(&p->available);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return st;
+}
+
+/* Brings a connection back to an idle transaction state, or reports it unusable. */
+static bool conn_make_idle(db_conn *c)
+{
+	if (PQstatus(c->pg) != CONNECTION_OK || PQpipelineStatus(c->pg) != PQ_PIPELINE_ON)
+		return false;
+	PGTransactionStatusType ts = PQtransactionStatus(c->pg);
+	if (ts == PQTRANS_IDLE)
+		return true;
+	if (ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR)
+		return false;
+	if (PQsendQueryParams(c->pg, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
+	    PQpipelineSync(c->pg) != 1)
+		return false;
+	bool ok = false;
+	PGresult *r;
+	while ((r = PQgetResult(c->pg)) != NULL) {
+		if (PQresultStatus(r) == PGRES_COMMAND_OK)
+			ok = true;
+		PQclear(r);
+	}
+	r = PQgetResult(c->pg); /* the sync */
+	bool synced = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+	PQclear(r);
+	return ok && synced && PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+}
+
+void db_pool_release(db_pool *p, db_conn *c)
+{
+	if (c == NULL)
+		return;
+	int slot = c->slot;
+	if (!conn_make_idle(c)) {
+		log_warn("discarding a database connection that is not idle or is broken");
+		conn_close(c);
+		c = NULL;
+	}
+	pthread_mutex_lock(&p->lock);
+	p->slots[slot] = c;
+	p->free_slots[p->nfree++] = slot;
+	pthread_cond_signal(&p->available);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void db_pool_destroy(db_pool *p)
+{
+	if (p == NULL)
+		return;
+	for (int i = 0; i < p->size; i++)
+		conn_close(p->slots[i]);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->available);
+	free(p->slots);
+	free(p->free_slots);
+	free(p->conninfo);
+	free(p);
+}
+
+PGconn *db_conn_pg(db_conn *c)
+{
+	return c->pg;
+}
+
+bool db_conn_unnamed_statements(const db_conn *c)
+{
+	return c->unnamed;
+}
+
+int db_conn_statement_timeout_ms(const db_conn *c)
+{
+	return c->statement_timeout_ms;
+}
+
+const char *db_conn_statement_lookup(db_conn *c, const char *sql, unsigned long hash)
+{
+	for (int i = 0; i < c->nstmts; i++) {
+		stmt_entry *e = &c->stmts[i];
+		if (e->hash == hash && e->prepared && strcmp(e->sql, sql) == 0)
+			return e->name;
+	}
+	return NULL;
+}
+
+const char *db_conn_statement_reserve(db_conn *c, const char *sql, unsigned long hash)
+{
+	if (c->unnamed || c->nstmts >= POOL_STATEMENT_CACHE_MAX)
+		return NULL;
+	stmt_entry *e = &c->stmts[c->nstmts];
+	e->sql = tk_strdup(sql);
+	e->hash = hash;
+	e->prepared = false;
+	snprintf(e->name, sizeof e->name, "tk%d", c->nstmts);
+	c->nstmts++;
+	return e->name;
+}
+
+void db_conn_statement_settle(db_conn *c, const char *name, bool prepared)
+{
+	for (int i = 0; i < c->nstmts; i++) {
+		stmt_entry *e = &c->stmts[i];
+		if (strcmp(e->name, name) != 0)
+			continue;
+		if (prepared) {
+			e->prepared = true;
+		} else if (i == c->nstmts - 1) {
+			/* Only the newest entry can be dropped without renaming others. */
+			free(e->sql);
+			c->nstmts--;
+		} else {
+			/* Leave a tombstone that never matches. */
+			e->hash = 0;
+			e->sql[0] = '\0';
+		}
+		return;
+	}
+}

@@ -1,0 +1,58 @@
+/*
+ * pool.h - a fixed-size pool of libpq connections for request transactions.
+ *
+ * Connections are made lazily, on the first acquire that finds an empty
+ * slot: start-up does not fail or stall when PostgreSQL is briefly down,
+ * and a pool sized for peak load costs nothing while idle.  A connection
+ * lives in pipeline mode from birth (see tx.h).  A connection goes back to
+ * the pool only when its transaction status is idle; otherwise it is rolled
+ * back or, failing that, closed and its slot emptied, so no transaction (and
+ * so no SET LOCAL tenant context) can outlive the request that began it.
+ * After a failed connect, further connects are refused for a short backoff
+ * so a PostgreSQL outage costs requests a fast 503, not a pile-up.
+ *
+ * Thread-safe.  The pool owns its connections; an acquired db_conn is
+ * borrowed by the caller until db_pool_release.
+ */
+#ifndef TK_DB_POOL_H
+#define TK_DB_POOL_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "util/error.h"
+#include "util/status.h"
+
+typedef struct db_pool db_pool;
+typedef struct db_conn db_conn;
+
+typedef struct db_pool_options {
+	const char *conninfo;      /* libpq URL or key=value string; copied */
+	int size;                  /* number of connections */
+	int acquire_timeout_ms;    /* wait for a free connection, then 503 */
+	int statement_timeout_ms;  /* applied to every request transaction */
+	bool unnamed_statements;   /* PgBouncer transaction pooling */
+} db_pool_options;
+
+db_pool *db_pool_create(const db_pool_options *opts);
+/* Waits for a connection; 503 pool_timeout or database_unavailable on failure. */
+tk_status db_pool_acquire(db_pool *pool, db_conn **out, tk_error *err) TK_MUST_CHECK;
+void db_pool_release(db_pool *pool, db_conn *conn);
+/* Closes every connection; no acquire may be in progress. */
+void db_pool_destroy(db_pool *pool);
+
+/* For tx.c: the underlying connection and its prepared-statement cache. */
+PGconn *db_conn_pg(db_conn *conn);
+bool db_conn_unnamed_statements(const db_conn *conn);
+int db_conn_statement_timeout_ms(const db_conn *conn);
+/* Returns the cached statement name for sql, or NULL when not yet prepared. */
+const char *db_conn_statement_lookup(db_conn *conn, const char *sql, unsigned long hash);
+/* Reserves a name for sql (to be prepared now); NULL when the cache is full. */
+const char *db_conn_statement_reserve(db_conn *conn, const char *sql, unsigned long hash);
+/* Confirms (prepared ok) or forgets (prepare failed) a reserved name. */
+void db_conn_statement_settle(db_conn *conn, const char *name, bool prepared);
+
+/* Opens one connection in pipeline mode (also used by the CLI). */
+tk_status db_connect(const char *conninfo, PGconn **out, tk_error *err) TK_MUST_CHECK;
+
+#endif

@@ -1,0 +1,303 @@
+/*
+ * tx.c - pipelined request transactions (see tx.h).
+ */
+#include "db/tx.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "util/log.h"
+
+typedef struct tx_stmt {
+	const char *sql;
+	int nparams;
+	const char *const *values;
+	const char *prepare_name; /* reserved this run, to settle after */
+	PGresult *result;
+} tx_stmt;
+
+struct db_tx {
+	db_conn *conn;
+	char tenant[40];
+	bool has_tenant;
+	bool connection_lost;
+	int nstmts;
+	tx_stmt stmts[DB_TX_MAX_STATEMENTS];
+};
+
+db_tx *db_tx_new(tk_arena *arena, db_conn *conn)
+{
+	db_tx *tx = tk_arena_calloc(arena, 1, sizeof *tx);
+	tx->conn = conn;
+	return tx;
+}
+
+void db_tx_set_tenant(db_tx *tx, const char *tenant_uuid)
+{
+	snprintf(tx->tenant, sizeof tx->tenant, "%s", tenant_uuid);
+	tx->has_tenant = true;
+}
+
+int db_tx_add(db_tx *tx, const char *sql, int nparams, const char *const *values)
+{
+	if (tx->nstmts >= DB_TX_MAX_STATEMENTS || nparams > DB_TX_MAX_PARAMS)
+		return -1;
+	tx_stmt *s = &tx->stmts[tx->nstmts];
+	s->sql = sql;
+	s->nparams = nparams;
+	s->values = values;
+	return tx->nstmts++;
+}
+
+static unsigned long sql_hash(const char *s)
+{
+	unsigned long h = 1469598103934665603UL; /* FNV-1a */
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211UL;
+	}
+	return h;
+}
+
+/* Sends a statement with no parameters (BEGIN, SET LOCAL, COMMIT). */
+static bool send_plain(PGconn *pg, const char *sql)
+{
+	return PQsendQueryParams(pg, sql, 0, NULL, NULL, NULL, NULL, 0) == 1;
+}
+
+static bool send_stmt(db_tx *tx, tx_stmt *s)
+{
+	PGconn *pg = db_conn_pg(tx->conn);
+	if (db_conn_unnamed_statements(tx->conn))
+		return PQsendQueryParams(pg, s->sql, s->nparams, NULL, s->values, NULL, NULL, 0) == 1;
+	unsigned long h = sql_hash(s->sql);
+	const char *name = db_conn_statement_lookup(tx->conn, s->sql, h);
+	if (name == NULL) {
+		name = db_conn_statement_reserve(tx->conn, s->sql, h);
+		if (name == NULL) /* cache full: run it unnamed */
+			return PQsendQueryParams(pg, s->sql, s->nparams, NULL, s->values, NULL, NULL,
+						 0) == 1;
+		if (PQsendPrepare(pg, name, s->sql, 0, NULL) != 1)
+			return false;
+		s->prepare_name = name;
+	}
+	return PQsendQueryPrepared(pg, name, s->nparams, s->values, NULL, NULL, 0) == 1;
+}
+
+/* Reads one command's results: keeps the first, discards the rest. */
+static PGresult *read_one(PGconn *pg)
+{
+	PGresult *first = PQgetResult(pg);
+	if (first == NULL)
+		return NULL;
+	PGresult *r;
+	while ((r = PQgetResult(pg)) != NULL)
+		PQclear(r);
+	return first;
+}
+
+static void set_unavailable(db_tx *tx, tk_error *err)
+{
+	tx->connection_lost = true;
+	err->retry_after = 1;
+	tk_error_set(err, 503, "database_unavailable", NULL,
+		     "the database is unavailable; retry shortly");
+}
+
+/* Remembers the first failure; later ones are PIPELINE_ABORTED echoes. */
+static void note_failure(PGresult *r, PGresult **first_error)
+{
+	ExecStatusType st = PQresultStatus(r);
+	if (*first_error == NULL && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
+	    st != PGRES_PIPELINE_ABORTED)
+		*first_error = r;
+}
+
+tk_status db_tx_run(db_tx *tx, tk_error *err)
+{
+	PGconn *pg = db_conn_pg(tx->conn);
+	bool pgbouncer = db_conn_unnamed_statements(tx->conn);
+	char set_tenant[96];
+	char set_timeout[64];
+	PGresult *aux[4] = {NULL, NULL, NULL, NULL};
+	int naux = 0;
+	PGresult *first_error = NULL;
+	PGresult *commit = NULL;
+	tk_status st = TK_ERR;
+
+	if (PQstatus(pg) != CONNECTION_OK) {
+		set_unavailable(tx, err);
+		return TK_ERR;
+	}
+	bool sent = send_plain(pg, "BEGIN");
+	naux++;
+	if (sent && pgbouncer) {
+		/* Session state cannot be trusted behind transaction pooling. */
+		snprintf(set_timeout, sizeof set_timeout, "SET LOCAL statement_timeout = %d",
+			 db_conn_statement_timeout_ms(tx->conn));
+		sent = send_plain(pg, set_timeout) && send_plain(pg, "SET LOCAL TimeZone = 'UTC'");
+		naux += 2;
+	}
+	if (sent && tx->has_tenant) {
+		snprintf(set_tenant, sizeof set_tenant, "SET LOCAL app.current_tenant = '%s'",
+			 tx->tenant);
+		sent = send_plain(pg, set_tenant);
+		naux++;
+	}
+	for (int i = 0; sent && i < tx->nstmts; i++)
+		sent = send_stmt(tx, &tx->stmts[i]);
+	sent = sent && send_plain(pg, "COMMIT") && PQpipelineSync(pg) == 1;
+	if (!sent) {
+		log_error("sending a transaction failed: %s", PQerrorMessage(pg));
+		set_unavailable(tx, err);
+		return TK_ERR;
+	}
+
+	/* Results arrive in the order sent. */
+	bool lost = false;
+	for (int i = 0; i < naux; i++) {
+		aux[i] = read_one(pg);
+		if (aux[i] == NULL)
+			lost = true;
+		else
+			note_failure(aux[i], &first_error);
+	}
+	for (int i = 0; i < tx->nstmts && !lost; i++) {
+		tx_stmt *s = &tx->stmts[i];
+		if (s->prepare_name) {
+			PGresult *pr = read_one(pg);
+			bool ok = pr && PQresultStatus(pr) == PGRES_COMMAND_OK;
+			db_conn_statement_settle(tx->conn, s->prepare_name, ok);
+			s->prepare_name = NULL;
+			if (pr == NULL) {
+				lost = true;
+				break;
+			}
+			if (!ok && first_error == NULL) {
+				note_failure(pr, &first_error);
+				if (first_error == pr) {
+					/* keep it alive as the error: park it in the statement slot */
+					s->result = pr;
+					pr = NULL;
+				}
+			}
+			PQclear(pr);
+		}
+		PGresult *r = read_one(pg);
+		if (r == NULL) {
+			lost = true;
+			break;
+		}
+		if (s->result) /* the prepare failure stands for this statement */
+			PQclear(r);
+		else
+			s->result = r;
+		note_failure(s->result, &first_error);
+	}
+	if (!lost) {
+		commit = read_one(pg);
+		if (commit == NULL)
+			lost = true;
+		else
+			note_failure(commit, &first_error);
+	}
+	if (!lost) {
+		PGresult *sync = PQgetResult(pg);
+		if (sync == NULL || PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
+			lost = true;
+		PQclear(sync);
+	}
+	/* Any reserved names never settled belong to statements never read. */
+	for (int i = 0; i < tx->nstmts; i++)
+		if (tx->stmts[i].prepare_name) {
+			db_conn_statement_settle(tx->conn, tx->stmts[i].prepare_name, false);
+			tx->stmts[i].prepare_name = NULL;
+		}
+
+	if (first_error) {
+		const char *state = PQresultErrorField(first_error, PG_DIAG_SQLSTATE);
+		const char *constraint = PQresultErrorField(first_error, PG_DIAG_CONSTRAINT_NAME);
+		if (state == NULL || strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0) {
+			log_error("database connection failed: %s", PQresultErrorMessage(first_error));
+			set_unavailable(tx, err);
+		} else {
+			db_error_from_sqlstate(state, constraint, err);
+			if (err->http_status >= 500)
+				log_error("statement failed (%s): %s", state,
+					  PQresultErrorMessage(first_error));
+		}
+	} else if (lost || PQstatus(pg) != CONNECTION_OK) {
+		log_error("database connection lost: %s", PQerrorMessage(pg));
+		set_unavailable(tx, err);
+	} else {
+		st = TK_OK;
+	}
+	for (int i = 0; i < naux; i++)
+		PQclear(aux[i]);
+	PQclear(commit);
+	return st;
+}
+
+PGresult *db_tx_result(db_tx *tx, int idx)
+{
+	if (idx < 0 || idx >= tx->nstmts)
+		return NULL;
+	return tx->stmts[idx].result;
+}
+
+bool db_tx_connection_lost(const db_tx *tx)
+{
+	return tx->connection_lost;
+}
+
+void db_tx_clear(db_tx *tx)
+{
+	for (int i = 0; i < tx->nstmts; i++) {
+		PQclear(tx->stmts[i].result);
+		tx->stmts[i].result = NULL;
+	}
+	tx->nstmts = 0;
+	tx->connection_lost = false;
+}
+
+typedef struct sqlstate_map {
+	const char *prefix;
+	int status;
+	const char *code;
+	const char *message;
+} sqlstate_map;
+
+/* One table from SQLSTATE to API error; the first matching prefix wins. */
+static const sqlstate_map sqlstate_table[] = {
+	{"23505", 409, "conflict", "a record with these values already exists"},
+	{"23503", 400, "invalid_reference", "a referenced record does not exist"},
+	{"23502", 400, "validation_error", "a required value is missing"},
+	{"23514", 400, "validation_error", "a value is out of range or too large"},
+	{"22001", 400, "validation_error", "a value is too long"},
+	{"22P02", 400, "validation_error", "a value has the wrong format"},
+	{"22007", 400, "validation_error", "a date or time is not valid"},
+	{"22008", 400, "validation_error", "a date or time is out of range"},
+	{"22003", 400, "validation_error", "a number is out of range"},
+	{"22", 400, "validation_error", "a value is not valid"},
+	{"42501", 403, "forbidden", "this operation is not permitted"},
+	{"40001", 503, "conflict_retry", "a concurrent change interfered; retry the request"},
+	{"40P01", 503, "conflict_retry", "a concurrent change interfered; retry the request"},
+	{"57014", 503, "statement_timeout", "the request took too long; retry or narrow it"},
+	{"53", 503, "database_unavailable", "the database is overloaded; retry shortly"},
+	{"55P03", 503, "conflict_retry", "a record is locked; retry the request"},
+};
+
+void db_error_from_sqlstate(const char *sqlstate, const char *constraint, tk_error *err)
+{
+	(void)constraint;
+	for (size_t i = 0; i < TK_ARRAY_LEN(sqlstate_table); i++) {
+		const sqlstate_map *m = &sqlstate_table[i];
+		if (strncmp(sqlstate, m->prefix, strlen(m->prefix)) == 0) {
+			tk_error_set(err, m->status, m->code, NULL, "%s", m->message);
+			if (m->status == 503)
+				err->retry_after = 1;
+			return;
+		}
+	}
+	tk_error_set(err, 500, "internal_error", NULL, "an internal error occurred");
+}

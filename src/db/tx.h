@@ -1,0 +1,62 @@
+/*
+ * tx.h - one request transaction, sent to PostgreSQL in one round trip.
+ *
+ * A handler queues its statements, then db_tx_run sends, in libpq pipeline
+ * mode and without waiting in between:
+ *
+ *     BEGIN
+ *     SET LOCAL app.current_tenant = '<uuid>'   (when a tenant is set)
+ *     [Parse of any statement this connection has not prepared yet]
+ *     the queued statements, as prepared statements with bound parameters
+ *     COMMIT
+ *     Sync
+ *
+ * and then reads every result.  The tenant UUID is one the server resolved
+ * and validated itself; it is never client text.  Because the context is
+ * SET LOCAL it ends with the transaction: a pooled connection cannot carry
+ * one tenant's context into another's request.
+ *
+ * If any statement fails, PostgreSQL skips the rest of the pipeline and the
+ * transaction is rolled back (by db_pool_release), so a failed request
+ * writes nothing.  The failure is mapped from its SQLSTATE to an API error
+ * in one table (tx.c).  Results are owned by the tx and freed by
+ * db_tx_clear; the tx itself lives in the request arena.
+ */
+#ifndef TK_DB_TX_H
+#define TK_DB_TX_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "db/pool.h"
+#include "util/arena.h"
+#include "util/error.h"
+#include "util/status.h"
+
+#define DB_TX_MAX_STATEMENTS 16
+#define DB_TX_MAX_PARAMS 32
+
+typedef struct db_tx db_tx;
+
+db_tx *db_tx_new(tk_arena *arena, db_conn *conn);
+/* tenant_uuid must be a validated, lower-case UUID; copied. */
+void db_tx_set_tenant(db_tx *tx, const char *tenant_uuid);
+/*
+ * Queues a statement; returns its index for db_tx_result.  sql and values are
+ * borrowed until db_tx_run returns (values may be NULL for SQL NULL).
+ * At most DB_TX_MAX_STATEMENTS statements of DB_TX_MAX_PARAMS parameters.
+ */
+int db_tx_add(db_tx *tx, const char *sql, int nparams, const char *const *values);
+/* Runs the transaction.  On failure err says why (4xx for data errors, 503 for
+ * an unreachable database, 500 otherwise). */
+tk_status db_tx_run(db_tx *tx, tk_error *err) TK_MUST_CHECK;
+/* The result of statement idx (borrowed; valid until db_tx_clear). */
+PGresult *db_tx_result(db_tx *tx, int idx);
+/* Whether the last failure was a lost connection (safe to retry reads). */
+bool db_tx_connection_lost(const db_tx *tx);
+void db_tx_clear(db_tx *tx);
+
+/* Maps a SQLSTATE to an API error (exposed for unit tests). */
+void db_error_from_sqlstate(const char *sqlstate, const char *constraint, tk_error *err);
+
+#endif

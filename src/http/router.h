@@ -1,0 +1,37 @@
+/*
+ * router.h - matching a method and path against the route table.
+ *
+ * Patterns are literal segments and ":name" segments, which match one
+ * non-empty path segment and are handed to the handler in order as
+ * req->route_params.  The first matching route wins, so literal routes go
+ * before parameterised ones ("/v1/leads/stats" before "/v1/leads/:id").
+ */
+#ifndef TK_HTTP_ROUTER_H
+#define TK_HTTP_ROUTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "app.h"
+
+typedef struct tk_route {
+	const char *method;
+	const char *pattern;
+	tk_handler handler;
+	bool needs_tenant; /* X-Tenant-Key required */
+	bool takes_body;   /* JSON body required; other routes refuse a body */
+} tk_route;
+
+/*
+ * Finds the route for method and path.  On no match fills err with 404
+ * not_found, or 405 method_not_allowed with err->allow listing the methods
+ * the path does accept (allocated in req's arena).
+ */
+tk_status tk_router_match(const tk_route *routes, size_t nroutes, tk_request *req,
+			  const tk_route **out, tk_error *err) TK_MUST_CHECK;
+
+/* The API's routes (api.c). */
+extern const tk_route tk_api_routes[];
+extern const size_t tk_api_nroutes;
+
+#endif

@@ -1,0 +1,24 @@
+/*
+ * server.h - the HTTP server: libmicrohttpd, an epoll thread pool, limits.
+ *
+ * Each worker thread runs a request to completion, holding one pooled
+ * database connection while it does, so a request's transaction needs no
+ * locking.  The server enforces its own limits on connections (total and per
+ * IP), inactivity, header bytes, body bytes and query parameters, answers
+ * every rejection with the JSON error shape, and writes one access-log line
+ * per request.
+ */
+#ifndef TK_HTTP_SERVER_H
+#define TK_HTTP_SERVER_H
+
+#include "app.h"
+#include "util/status.h"
+
+typedef struct tk_server tk_server;
+
+/* Starts listening and serving; NULL (with a logged reason) on failure. */
+tk_server *tk_server_start(tk_app *app);
+/* Stops accepting, waits up to timeout_s for in-flight requests, then stops. */
+void tk_server_stop(tk_server *server, int timeout_s);
+
+#endif

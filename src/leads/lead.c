@@ -1,0 +1,251 @@
+/*
+ * lead.c - create, read, update, delete and stats for leads (see lead.h).
+ */
+#include "leads/lead.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "db/tx.h"
+#include "leads/lead_fields.h"
+#include "leads/lead_input.h"
+#include "util/validate.h"
+
+static const char *const no_params[] = {NULL};
+
+/* The lead id from the path, or 400 invalid_id. */
+static tk_status path_lead_id(tk_request *req, char id[TK_UUID_LEN + 1], tk_error *err)
+{
+	const char *raw = req->nroute_params > 0 ? req->route_params[0] : "";
+	if (!tk_uuid_normalize(raw, strlen(raw), id))
+		return tk_error_set(err, 400, "invalid_id", "id", "the lead id must be a UUID");
+	return TK_OK;
+}
+
+static tk_status lead_not_found(tk_error *err)
+{
+	return tk_error_set(err, 404, "lead_not_found", NULL, "no lead with this id");
+}
+
+/* Returns "SELECT|RETURNING l.id, l.version, <full json>::text" tail in the arena. */
+static const char *lead_returning_sql(tk_request *req)
+{
+	tk_buf b = TK_BUF_INIT;
+	tk_buf_puts(&b, "l.id, l.version, ");
+	lead_fields_json_sql(&b, LEAD_FIELDS_ALL);
+	tk_buf_puts(&b, "::text");
+	const char *s = tk_arena_strdup(req->arena, b.data);
+	tk_buf_free(&b);
+	return s;
+}
+
+static void respond_lead(tk_request *req, tk_response *res, int status, PGresult *r)
+{
+	char etag[32];
+	snprintf(etag, sizeof etag, "\"%s\"", PQgetvalue(r, 0, 1));
+	tk_response_header(req, res, "ETag", etag);
+	tk_response_json(req, res, status, PQgetvalue(r, 0, 2), (size_t)PQgetlength(r, 0, 2));
+}
+
+tk_status lead_create(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err)
+{
+	(void)app;
+	lead_input in;
+	if (tk_request_check_params(req, no_params, err) != TK_OK ||
+	    lead_input_parse(req->arena, req->body.data, req->body.len, false, &in, err) != TK_OK)
+		return TK_ERR;
+	const char *sql = tk_arena_printf(
+		req->arena,
+		"INSERT INTO leads AS l (tenant_id, name, email, phone, company, status, source,"
+		" custom_fields, assigned_to, created_by)"
+		" VALUES ($1, $2, $3, $4, $5, COALESCE($6, 'NEW'), $7, COALESCE($8::jsonb, '{}'),"
+		" $9::uuid, current_app_user_id())"
+		" RETURNING %s",
+		lead_returning_sql(req));
+	const char *params[9] = {req->tenant.id};
+	for (int i = 0; i < LEAD_IN_COUNT; i++)
+		params[i + 1] = in.value[i];
+	db_tx *tx = db_tx_new(req->arena, conn);
+	db_tx_set_tenant(tx, req->tenant.id);
+	int q = db_tx_add(tx, sql, 9, params);
+	tk_status st = db_tx_run(tx, err);
+	if (st == TK_OK) {
+		PGresult *r = db_tx_result(tx, q);
+		char *location = tk_arena_printf(req->arena, "/v1/leads/%s", PQgetvalue(r, 0, 0));
+		tk_response_header(req, res, "Location", location);
+		respond_lead(req, res, 201, r);
+	}
+	db_tx_clear(tx);
+	return st;
+}
+
+tk_status lead_get(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err)
+{
+	(void)app;
+	char id[TK_UUID_LEN + 1];
+	if (path_lead_id(req, id, err) != TK_OK || tk_request_check_params(req, no_params, err) != TK_OK)
+		return TK_ERR;
+	const char *sql = tk_arena_printf(
+		req->arena, "SELECT %s FROM leads l WHERE l.tenant_id = $1 AND l.id = $2",
+		lead_returning_sql(req));
+	const char *params[] = {req->tenant.id, id};
+	db_tx *tx = db_tx_new(req->arena, conn);
+	db_tx_set_tenant(tx, req->tenant.id);
+	int q = db_tx_add(tx, sql, 2, params);
+	tk_status st = db_tx_run(tx, err);
+	if (st == TK_OK) {
+		PGresult *r = db_tx_result(tx, q);
+		if (PQntuples(r) == 1)
+			respond_lead(req, res, 200, r);
+		else
+			st = lead_not_found(err);
+	}
+	db_tx_clear(tx);
+	return st;
+}
+
+/* If-Match: "*", "<n>", "\"<n>\"" or W/"<n>".  Sets *version to -1 for "*"/absent. */
+static tk_status parse_if_match(const char *h, long *version, tk_error *err)
+{
+	*version = -1;
+	if (h == NULL || strcmp(h, "*") == 0)
+		return TK_OK;
+	char digits[24];
+	size_t n = strlen(h);
+	if (n >= 2 && h[0] == 'W' && h[1] == '/') {
+		h += 2;
+		n -= 2;
+	}
+	if (n >= 2 && h[0] == '"' && h[n - 1] == '"') {
+		h++;
+		n -= 2;
+	}
+	if (n == 0 || n >= sizeof digits)
+		goto bad;
+	memcpy(digits, h, n);
+	digits[n] = '\0';
+	if (!tk_parse_int(digits, 1, 2147483647L, version))
+		goto bad;
+	return TK_OK;
+bad:
+	return tk_error_set(err, 400, "invalid_if_match", "If-Match",
+			    "If-Match must be the lead's ETag, e.g. \"3\"");
+}
+
+tk_status lead_update(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err)
+{
+	(void)app;
+	char id[TK_UUID_LEN + 1];
+	lead_input in;
+	long expected_version;
+	if (path_lead_id(req, id, err) != TK_OK ||
+	    tk_request_check_params(req, no_params, err) != TK_OK ||
+	    parse_if_match(tk_request_header(req, "If-Match"), &expected_version, err) != TK_OK ||
+	    lead_input_parse(req->arena, req->body.data, req->body.len, true, &in, err) != TK_OK)
+		return TK_ERR;
+
+	const char *params[LEAD_IN_COUNT + 3] = {req->tenant.id, id};
+	int np = 2;
+	tk_buf sql = TK_BUF_INIT;
+	tk_buf_puts(&sql, "UPDATE leads AS l SET ");
+	for (int i = 0; i < LEAD_IN_COUNT; i++) {
+		if (!in.present[i])
+			continue;
+		params[np++] = in.value[i];
+		if (i == LEAD_IN_CUSTOM_FIELDS)
+			/* Shallow merge: given keys replace, null removes a key. */
+			tk_buf_printf(&sql,
+				      "custom_fields = (l.custom_fields || $%d::jsonb) - ARRAY("
+				      "SELECT key FROM jsonb_each($%d::jsonb) WHERE value = 'null'::jsonb), ",
+				      np, np);
+		else if (i == LEAD_IN_ASSIGNED_TO)
+			tk_buf_printf(&sql, "assigned_to = $%d::uuid, ", np);
+		else
+			tk_buf_printf(&sql, "%s = $%d, ", lead_input_columns[i], np);
+	}
+	tk_buf_puts(&sql, "version = l.version + 1, updated_at = now()"
+			  " WHERE l.tenant_id = $1 AND l.id = $2");
+	char version_text[24];
+	if (expected_version > 0) {
+		snprintf(version_text, sizeof version_text, "%ld", expected_version);
+		params[np++] = version_text;
+		tk_buf_printf(&sql, " AND l.version = $%d", np);
+	}
+	tk_buf_printf(&sql, " RETURNING %s", lead_returning_sql(req));
+
+	db_tx *tx = db_tx_new(req->arena, conn);
+	db_tx_set_tenant(tx, req->tenant.id);
+	int q = db_tx_add(tx, tk_arena_strdup(req->arena, sql.data), np, params);
+	int probe = -1;
+	if (expected_version > 0)
+		probe = db_tx_add(tx, "SELECT 1 FROM leads WHERE tenant_id = $1 AND id = $2", 2, params);
+	tk_buf_free(&sql);
+	tk_status st = db_tx_run(tx, err);
+	if (st == TK_OK) {
+		PGresult *r = db_tx_result(tx, q);
+		if (PQntuples(r) == 1)
+			respond_lead(req, res, 200, r);
+		else if (probe >= 0 && PQntuples(db_tx_result(tx, probe)) == 1)
+			st = tk_error_set(err, 412, "version_conflict", NULL,
+					  "the lead was changed since that version; fetch it again");
+		else
+			st = lead_not_found(err);
+	}
+	db_tx_clear(tx);
+	return st;
+}
+
+tk_status lead_delete(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err)
+{
+	(void)app;
+	char id[TK_UUID_LEN + 1];
+	if (path_lead_id(req, id, err) != TK_OK || tk_request_check_params(req, no_params, err) != TK_OK)
+		return TK_ERR;
+	const char *params[] = {req->tenant.id, id};
+	db_tx *tx = db_tx_new(req->arena, conn);
+	db_tx_set_tenant(tx, req->tenant.id);
+	int q = db_tx_add(tx, "DELETE FROM leads WHERE tenant_id = $1 AND id = $2", 2, params);
+	tk_status st = db_tx_run(tx, err);
+	if (st == TK_OK) {
+		if (strcmp(PQcmdTuples(db_tx_result(tx, q)), "1") == 0)
+			res->status = 204;
+		else
+			st = lead_not_found(err);
+	}
+	db_tx_clear(tx);
+	return st;
+}
+
+/*
+ * avgDaysInStatus: for the leads now in a status, the mean number of days
+ * since each entered it (status_changed_at, kept by a trigger), to one
+ * decimal.  Every status is listed, with zeros when it has no leads.
+ */
+static const char stats_sql[] =
+	"SELECT json_build_object('totalLeads', coalesce(sum(s.cnt), 0)::bigint,"
+	" 'byStatus', json_object_agg(v.status, json_build_object("
+	"'count', coalesce(s.cnt, 0), 'avgDaysInStatus', coalesce(s.avg_days, 0))"
+	" ORDER BY v.ord))::text"
+	" FROM (VALUES ('NEW', 1), ('CONTACTED', 2), ('QUALIFIED', 3), ('PROPOSAL', 4),"
+	" ('WON', 5), ('LOST', 6)) AS v(status, ord)"
+	" LEFT JOIN (SELECT status, count(*) AS cnt,"
+	" round((avg(extract(epoch FROM now() - status_changed_at)) / 86400)::numeric, 1)"
+	" AS avg_days FROM leads WHERE tenant_id = $1 GROUP BY status) s ON s.status = v.status";
+
+tk_status lead_stats(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err)
+{
+	(void)app;
+	if (tk_request_check_params(req, no_params, err) != TK_OK)
+		return TK_ERR;
+	const char *params[] = {req->tenant.id};
+	db_tx *tx = db_tx_new(req->arena, conn);
+	db_tx_set_tenant(tx, req->tenant.id);
+	int q = db_tx_add(tx, stats_sql, 1, params);
+	tk_status st = db_tx_run(tx, err);
+	if (st == TK_OK) {
+		PGresult *r = db_tx_result(tx, q);
+		tk_response_json(req, res, 200, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+	}
+	db_tx_clear(tx);
+	return st;
+}

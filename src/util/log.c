@@ -1,0 +1,85 @@
+/*
+ * log.c - JSON-lines logger (see log.h).
+ */
+#include "util/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/buf.h"
+
+static tk_log_level min_level = TK_LOG_INFO;
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void tk_log_set_level(tk_log_level level)
+{
+	min_level = level;
+}
+
+static void log_timestamp(tk_buf *b)
+{
+	struct timeval tv;
+	struct tm tm;
+	char when[32];
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+	tk_buf_printf(b, "{\"time\":\"%s.%03ldZ\"", when, (long)(tv.tv_usec / 1000));
+}
+
+static void log_write(tk_buf *b)
+{
+	tk_buf_puts(b, "}\n");
+	ssize_t TK_UNUSED n = write(STDERR_FILENO, b->data, b->len);
+	tk_buf_free(b);
+}
+
+void tk_log(tk_log_level level, const char *fmt, ...)
+{
+	if (level < min_level)
+		return;
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	size_t len = (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1;
+	tk_buf b = TK_BUF_INIT;
+	log_timestamp(&b);
+	tk_buf_printf(&b, ",\"level\":\"%s\",\"msg\":", level_names[level]);
+	tk_buf_json_string(&b, msg, len);
+	log_write(&b);
+}
+
+static void log_field(tk_buf *b, const char *name, const char *value)
+{
+	tk_buf_printf(b, ",\"%s\":", name);
+	if (value == NULL) {
+		tk_buf_puts(b, "null");
+		return;
+	}
+	size_t len = 0;
+	while (value[len] && len < 512)
+		len++;
+	tk_buf_json_string(b, value, len);
+}
+
+void tk_log_request(const tk_request_log *e)
+{
+	tk_buf b = TK_BUF_INIT;
+	log_timestamp(&b);
+	tk_buf_puts(&b, ",\"level\":\"info\",\"msg\":\"request\"");
+	log_field(&b, "requestId", e->request_id);
+	log_field(&b, "tenantId", e->tenant_id);
+	log_field(&b, "method", e->method);
+	log_field(&b, "path", e->path);
+	tk_buf_printf(&b, ",\"status\":%d,\"durationMs\":%.3f", e->status, e->duration_ms);
+	if (e->error_code)
+		log_field(&b, "error", e->error_code);
+	log_write(&b);
+}

@@ -1,0 +1,178 @@
+/*
+ * validate.c - validators for untrusted text (see validate.h).
+ */
+#include "util/validate.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool is_hex(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+bool tk_is_uuid(const char *s, size_t len)
+{
+	if (s == NULL || len != TK_UUID_LEN)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return false;
+		} else if (!is_hex((unsigned char)s[i])) {
+			return false;
+		}
+	}
+	return true;
+}
+
+bool tk_uuid_normalize(const char *s, size_t len, char out[TK_UUID_LEN + 1])
+{
+	if (!tk_is_uuid(s, len))
+		return false;
+	for (size_t i = 0; i < TK_UUID_LEN; i++)
+		out[i] = (char)tolower((unsigned char)s[i]);
+	out[TK_UUID_LEN] = '\0';
+	return true;
+}
+
+bool tk_is_utf8(const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+	while (i < len) {
+		unsigned char c = s[i];
+		if (c == 0)
+			return false;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		size_t n;
+		unsigned int cp;
+		if (c >= 0xC2 && c <= 0xDF) {
+			n = 1;
+			cp = c & 0x1F;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			n = 2;
+			cp = c & 0x0F;
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (len - i <= n)
+			return false;
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xC0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3F);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+		    (cp >= 0xD800 && cp <= 0xDFFF))
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+size_t tk_utf8_length(const char *s, size_t len)
+{
+	size_t count = 0;
+	for (size_t i = 0; i < len; i++)
+		if (((unsigned char)s[i] & 0xC0) != 0x80)
+			count++;
+	return count;
+}
+
+bool tk_is_email(const char *s, size_t len)
+{
+	if (s == NULL || len < 3 || len > 255)
+		return false;
+	const char *at = memchr(s, '@', len);
+	if (at == NULL || at == s)
+		return false;
+	size_t local_len = (size_t)(at - s);
+	const char *domain = at + 1;
+	size_t domain_len = len - local_len - 1;
+	if (local_len > 64 || domain_len < 3 || memchr(domain, '@', domain_len))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c <= 0x20 || c == 0x7F || c == '<' || c == '>' || c == ',' || c == ';' ||
+		    c == '"' || c == '\\' || c == '(' || c == ')' || c == '[' || c == ']')
+			return false;
+	}
+	const char *dot = memchr(domain, '.', domain_len);
+	if (dot == NULL || dot == domain || domain[domain_len - 1] == '.')
+		return false;
+	for (size_t i = 1; i < domain_len; i++)
+		if (domain[i] == '.' && domain[i - 1] == '.')
+			return false;
+	return tk_is_utf8(s, len);
+}
+
+bool tk_parse_int(const char *s, long min, long max, long *out)
+{
+	if (s == NULL || *s == '\0' || strlen(s) > 18)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (*p < '0' || *p > '9')
+			return false;
+	errno = 0;
+	char *end = NULL;
+	long v = strtol(s, &end, 10);
+	if (errno != 0 || end == NULL || *end != '\0' || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool digits(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+static bool two_digit_in(const char *s, int lo, int hi)
+{
+	int v = (s[0] - '0') * 10 + (s[1] - '0');
+	return v >= lo && v <= hi;
+}
+
+bool tk_is_timestamp(const char *s, size_t len)
+{
+	/* YYYY-MM-DD */
+	if (len < 10 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' ||
+	    !digits(s + 8, 2) || !two_digit_in(s + 5, 1, 12) || !two_digit_in(s + 8, 1, 31))
+		return false;
+	if (len == 10)
+		return true;
+	/* THH:MM:SS[.frac](Z|+HH:MM|-HH:MM) */
+	if (len < 20 || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !digits(s + 11, 2) ||
+	    s[13] != ':' || !digits(s + 14, 2) || s[16] != ':' || !digits(s + 17, 2) ||
+	    !two_digit_in(s + 11, 0, 23) || !two_digit_in(s + 14, 0, 59) ||
+	    !two_digit_in(s + 17, 0, 60))
+		return false;
+	size_t i = 19;
+	if (s[i] == '.') {
+		size_t start = ++i;
+		while (i < len && s[i] >= '0' && s[i] <= '9')
+			i++;
+		if (i == start || i - start > 9)
+			return false;
+	}
+	if (i == len)
+		return false;
+	if ((s[i] == 'Z' || s[i] == 'z') && i + 1 == len)
+		return true;
+	if ((s[i] == '+' || s[i] == '-') && len - i == 6 && digits(s + i + 1, 2) && s[i + 3] == ':' &&
+	    digits(s + i + 4, 2) && two_digit_in(s + i + 1, 0, 23) && two_digit_in(s + i + 4, 0, 59))
+		return true;
+	return false;
+}
