@@ -1,0 +1,290 @@
+"""harness.py - drives the real tekup binary against a real PostgreSQL.
+
+The suite owns one embedded cluster (a fresh --data-dir under build/test),
+starts `tekup serve` on a free port, and gives each test a Context with:
+
+  ctx.http(method, path, key=..., body=..., headers=..., raw=...)  -> Response
+  ctx.new_tenant(name, plan)   -> Tenant(id, key, slug) made by `tekup tenant create`
+  ctx.app_db()                 -> psycopg2 connection as the request role (tekup_app)
+  ctx.owner_db()               -> psycopg2 connection as the schema owner
+  ctx.tekup(*args)             -> CompletedProcess of the tekup binary
+
+Tests are plain functions registered with @test; a test fails by raising
+(assert).  The runner prints one line per test and ends with
+"integration: N passed, N failed".
+"""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    @property
+    def json(self):
+        return json.loads(self.body)
+
+    def error_code(self):
+        try:
+            return self.json["error"]["code"]
+        except Exception:
+            return None
+
+    def __repr__(self):
+        return "<%d %s>" % (self.status, self.body[:300])
+
+
+class Tenant:
+    def __init__(self, tid, key, slug, name):
+        self.id = tid
+        self.key = key
+        self.slug = slug
+        self.name = name
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Server:
+    """One running `tekup serve` process."""
+
+    def __init__(self, ctx, extra_args=(), env=None):
+        self.ctx = ctx
+        self.port = free_port()
+        self.log_path = os.path.join(ctx.workdir, "serve-%d.log" % self.port)
+        self.log = open(self.log_path, "wb")
+        args = [ctx.binary, "serve", "--data-dir", ctx.data_dir, "--port", str(self.port),
+                "--no-demo", "--no-migrate"] + list(extra_args)
+        full_env = dict(ctx.env)
+        if env:
+            full_env.update(env)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("tekup serve exited early: " + self.output())
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("tekup serve did not start listening")
+
+    def output(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+class Context:
+    def __init__(self, binary, workdir):
+        self.binary = os.path.abspath(binary)
+        self.workdir = os.path.abspath(workdir)
+        self.data_dir = os.path.join(self.workdir, "var")
+        self.env = dict(os.environ)
+        for k in ("DATABASE_URL", "DATABASE_ADMIN_URL"):
+            self.env.pop(k, None)
+        # Leaks are reported at exit and fail the run (see Runner.finish).
+        self.env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:exitcode=86"
+        self.env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
+        self.server = None
+        self._tenant_seq = 0
+
+    @property
+    def socket_dir(self):
+        return os.path.join(self.data_dir, "run")
+
+    def tekup(self, *args, env=None, check=False, timeout=120):
+        full_env = dict(self.env)
+        if env:
+            full_env.update(env)
+        p = subprocess.run([self.binary] + list(args), capture_output=True, text=True,
+                           env=full_env, timeout=timeout)
+        if check and p.returncode != 0:
+            raise RuntimeError("tekup %s failed (%d): %s%s" % (" ".join(args), p.returncode,
+                                                               p.stdout, p.stderr))
+        return p
+
+    def new_tenant(self, name=None, plan="professional", sample_leads=0):
+        self._tenant_seq += 1
+        name = name or "Tenant %d" % self._tenant_seq
+        p = self.tekup("tenant", "create", "--data-dir", self.data_dir, "--name", name,
+                       "--plan", plan, "--sample-leads", str(sample_leads), check=True)
+        fields = dict(line.split(": ", 1) for line in p.stdout.splitlines() if ": " in line)
+        return Tenant(fields["tenant_id"], fields["api_key"], fields["slug"], name)
+
+    def http(self, method, path, key=None, body=None, headers=None, raw=None, port=None,
+             timeout=30):
+        """One request on a fresh connection.  body: a dict/list (sent as JSON)
+        or bytes/str (sent as is); raw: bytes sent verbatim instead."""
+        port = port or self.server.port
+        if raw is not None:
+            return raw_http(port, raw, timeout)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        hdrs = {}
+        if key is not None:
+            hdrs["X-Tenant-Key"] = key
+        data = None
+        if body is not None:
+            if isinstance(body, (dict, list)):
+                data = json.dumps(body).encode()
+            elif isinstance(body, str):
+                data = body.encode()
+            else:
+                data = body
+            hdrs["Content-Type"] = "application/json"
+        if headers:
+            hdrs.update(headers)
+        conn.request(method, path, body=data, headers=hdrs)
+        r = conn.getresponse()
+        resp = Response(r.status, r.getheaders(), r.read().decode("utf-8", "replace"))
+        conn.close()
+        return resp
+
+    def app_db(self):
+        import psycopg2
+        c = psycopg2.connect(host=self.socket_dir, dbname="tekup", user="tekup_app")
+        c.autocommit = False
+        return c
+
+    def owner_db(self):
+        import psycopg2
+        c = psycopg2.connect(host=self.socket_dir, dbname="tekup", user="tekup_owner")
+        c.autocommit = True
+        return c
+
+    def count_leads(self, tenant_id):
+        """Rows of a tenant, seen by the owner (RLS bypassed) - to prove writes."""
+        c = self.owner_db()
+        try:
+            cur = c.cursor()
+            cur.execute("SELECT count(*) FROM leads WHERE tenant_id = %s", (tenant_id,))
+            return cur.fetchone()[0]
+        finally:
+            c.close()
+
+
+def raw_http(port, data, timeout=10):
+    """Sends raw bytes and parses the response status, headers and body."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(data)
+        chunks = []
+        while True:
+            try:
+                b = s.recv(65536)
+            except socket.timeout:
+                break
+            if not b:
+                break
+            chunks.append(b)
+            buf = b"".join(chunks)
+            head, sep, rest = buf.partition(b"\r\n\r\n")
+            if sep:
+                length = None
+                for line in head.split(b"\r\n")[1:]:
+                    k, _, v = line.partition(b":")
+                    if k.strip().lower() == b"content-length":
+                        length = int(v.strip())
+                if length is not None and len(rest) >= length:
+                    break
+        buf = b"".join(chunks)
+    finally:
+        s.close()
+    head, _, body = buf.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    if not lines or not lines[0]:
+        return Response(0, [], "")
+    status = int(lines[0].split()[1])
+    headers = []
+    for line in lines[1:]:
+        k, _, v = line.partition(b":")
+        headers.append((k.decode().strip(), v.decode("latin-1").strip()))
+    return Response(status, headers, body.decode("utf-8", "replace"))
+
+
+def assert_error(resp, status, code, field=None):
+    assert resp.status == status, "expected %d %s, got %r" % (status, code, resp)
+    body = resp.json
+    assert set(body.keys()) == {"error"}, body
+    assert body["error"]["code"] == code, "expected code %s, got %r" % (code, body)
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"], body
+    if field is not None:
+        assert body["error"].get("field") == field, "expected field %s, got %r" % (field, body)
+
+
+class Runner:
+    def __init__(self, ctx, only=None):
+        self.ctx = ctx
+        self.only = only
+        self.passed = 0
+        self.failed = 0
+
+    def run(self, tests):
+        for fn in tests:
+            name = "%s.%s" % (fn.__module__, fn.__name__)
+            if self.only and self.only not in name:
+                continue
+            t0 = time.time()
+            try:
+                fn(self.ctx)
+                self.passed += 1
+                print("ok     %-60s %6.2fs" % (name, time.time() - t0), flush=True)
+            except Exception:
+                self.failed += 1
+                print("FAIL   %s" % name, flush=True)
+                traceback.print_exc(file=sys.stdout)
+                sys.stdout.flush()
+            srv = self.ctx.server
+            if srv is not None and srv.proc.poll() is not None:
+                self.failed += 1
+                print("FAIL   server died during %s:\n%s" % (name, srv.output()[-4000:]))
+                self.ctx.server = Server(self.ctx)
+
+    def record(self, name, ok, detail=""):
+        if ok:
+            self.passed += 1
+            print("ok     %s" % name)
+        else:
+            self.failed += 1
+            print("FAIL   %s %s" % (name, detail))

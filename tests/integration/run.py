@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""run.py - the integration suite runner.
+
+  python3 tests/integration/run.py --binary build/san/tekup [--only NAME]
+
+Creates a fresh embedded cluster under build/test/, migrates it with the
+real binary, starts `tekup serve`, runs every test_*.py module's tests, then
+stops the server with SIGTERM and checks it exited cleanly (status 0, no
+sanitizer report).  Ends with "integration: N passed, N failed".
+"""
+import argparse
+import glob
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import harness  # noqa: E402
+
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", default="build/san/tekup")
+    ap.add_argument("--workdir", default="build/test")
+    ap.add_argument("--only", default=None)
+    args = ap.parse_args()
+
+    workdir = os.path.abspath(args.workdir)
+    ctx = harness.Context(args.binary, workdir)
+    # A fresh cluster each run; stop one left over from an earlier run first.
+    if os.path.isdir(ctx.data_dir):
+        ctx.tekup("db", "stop", "--data-dir", ctx.data_dir)
+        shutil.rmtree(workdir)
+    os.makedirs(workdir, exist_ok=True)
+    os.chmod(workdir, 0o755)
+
+    runner = harness.Runner(ctx, args.only)
+    try:
+        p = ctx.tekup("migrate", "--data-dir", ctx.data_dir)
+        runner.record("setup.migrate", p.returncode == 0, p.stdout + p.stderr)
+        if p.returncode != 0:
+            raise SystemExit(1)
+        ctx.server = harness.Server(ctx)
+        modules = sorted(os.path.basename(f)[:-3] for f in glob.glob(os.path.join(HERE, "test_*.py")))
+        for m in modules:
+            importlib.import_module(m)
+        runner.run(harness.TESTS)
+        rc = ctx.server.stop()
+        out = ctx.server.output()
+        clean = rc == 0 and not any(m in out for m in SANITIZER_MARKERS)
+        runner.record("teardown.server_exits_cleanly_without_sanitizer_reports", clean,
+                      "exit %s\n%s" % (rc, "\n".join(l for l in out.splitlines()
+                                                     if "Sanitizer" in l or "runtime error" in l
+                                                     or "#" in l[:4])[-6000:]))
+    finally:
+        if ctx.server and ctx.server.proc.poll() is None:
+            ctx.server.stop()
+        ctx.tekup("db", "stop", "--data-dir", ctx.data_dir)
+        print("integration: %d passed, %d failed" % (runner.passed, runner.failed))
+    sys.exit(0 if runner.failed == 0 else 1)
+
+
+if __name__ == "__main__":
+    main()
