@@ -232,19 +232,32 @@ static tk_status dispatch(tk_server *srv, tk_request *req, tk_response *res, tk_
 				    "this endpoint does not accept a request body");
 	}
 
-	db_conn *conn = NULL;
-	if (db_pool_acquire(srv->app->pool, &conn, err) != TK_OK)
-		return TK_ERR;
-	tk_status st = TK_OK;
-	if (route->needs_tenant) {
-		st = tenant_cache_resolve(srv->app->tenants, conn, req->arena,
-					  tk_request_header(req, "X-Tenant-Key"), &req->tenant, err);
-		req->has_tenant = st == TK_OK;
+	/* A read that finds its pooled connection dead (PostgreSQL restarted
+	 * since it was last used) is retried once on a fresh connection; a
+	 * write is not, because whether it committed is unknown. */
+	bool retry_allowed = strcmp(req->method, "GET") == 0;
+	for (;;) {
+		db_conn *conn = NULL;
+		if (db_pool_acquire(srv->app->pool, &conn, err) != TK_OK)
+			return TK_ERR;
+		tk_status st = TK_OK;
+		if (route->needs_tenant) {
+			st = tenant_cache_resolve(srv->app->tenants, conn, req->arena,
+						  tk_request_header(req, "X-Tenant-Key"),
+						  &req->tenant, err);
+			req->has_tenant = st == TK_OK;
+		}
+		if (st == TK_OK)
+			st = route->handler(srv->app, req, conn, res, err);
+		bool lost = st != TK_OK && PQstatus(db_conn_pg(conn)) != CONNECTION_OK;
+		db_pool_release(srv->app->pool, conn);
+		if (!lost || !retry_allowed)
+			return st;
+		retry_allowed = false;
+		memset(err, 0, sizeof *err);
+		memset(res, 0, sizeof *res);
+		log_info("retrying a read on a fresh database connection");
 	}
-	if (st == TK_OK)
-		st = route->handler(srv->app, req, conn, res, err);
-	db_pool_release(srv->app->pool, conn);
-	return st;
 }
 
 static enum MHD_Result respond(tk_server *srv, struct MHD_Connection *connection, tk_request *req,
