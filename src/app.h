@@ -24,6 +24,6 @@ typedef struct tk_app {
  * the handler fills err and returns TK_ERR; the server renders it.
  */
 typedef tk_status (*tk_handler)(tk_app *app, tk_request *req, db_conn *conn, tk_response *res,
-				tk_error *err);
+                                tk_error *err);
 
 #endif

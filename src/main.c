@@ -14,10 +14,10 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-	{"serve", cmd_serve, "serve the lead API over HTTP"},
-	{"migrate", cmd_migrate, "apply database migrations"},
-	{"tenant", cmd_tenant, "create or list tenants"},
-	{"db", cmd_db, "start, stop or inspect the embedded PostgreSQL cluster"},
+    {"serve", cmd_serve, "serve the lead API over HTTP"},
+    {"migrate", cmd_migrate, "apply database migrations"},
+    {"tenant", cmd_tenant, "create or list tenants"},
+    {"db", cmd_db, "start, stop or inspect the embedded PostgreSQL cluster"},
 };
 
 static void usage(FILE *out)
@@ -26,7 +26,7 @@ static void usage(FILE *out)
 	for (size_t i = 0; i < TK_ARRAY_LEN(commands); i++)
 		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\n  tekup <command> --help   options of a command\n"
-		     "  tekup --version          print the version\n");
+	             "  tekup --version          print the version\n");
 }
 
 int main(int argc, char **argv)

@@ -12,9 +12,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define TK_APIKEY_LEN 67         /* "tk_" + 64 hex */
-#define TK_APIKEY_PREFIX_LEN 11  /* "tk_" + 8 hex */
-#define TK_APIKEY_HASH_LEN 32
+#define TK_APIKEY_LEN        67 /* "tk_" + 64 hex */
+#define TK_APIKEY_PREFIX_LEN 11 /* "tk_" + 8 hex */
+#define TK_APIKEY_HASH_LEN   32
 
 bool tk_apikey_is_well_formed(const char *key, size_t len);
 /* Writes a fresh key (TK_APIKEY_LEN chars + NUL). */

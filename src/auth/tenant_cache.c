@@ -106,16 +106,15 @@ static void cache_put(tenant_cache *c, const unsigned char *hash, const tk_tenan
 
 static tk_status invalid_key(tk_error *err)
 {
-	return tk_error_set(err, 401, "invalid_tenant_key", NULL,
-			    "the tenant key is not valid");
+	return tk_error_set(err, 401, "invalid_tenant_key", NULL, "the tenant key is not valid");
 }
 
 tk_status tenant_cache_resolve(tenant_cache *c, db_conn *conn, tk_arena *arena, const char *key,
-			       tk_tenant *out, tk_error *err)
+                               tk_tenant *out, tk_error *err)
 {
 	if (key == NULL || key[0] == '\0')
 		return tk_error_set(err, 401, "missing_tenant_key", NULL,
-				    "send the tenant's API key in the X-Tenant-Key header");
+		                    "send the tenant's API key in the X-Tenant-Key header");
 	size_t len = strlen(key);
 	if (!tk_apikey_is_well_formed(key, len))
 		return invalid_key(err);
@@ -129,12 +128,13 @@ tk_status tenant_cache_resolve(tenant_cache *c, db_conn *conn, tk_arena *arena, 
 	const char *params[] = {hash_hex};
 	db_tx *tx = db_tx_new(arena, conn);
 	int q = db_tx_add(tx, "SELECT tenant_id, tenant_name FROM resolve_api_key($1::bytea)", 1,
-			  params);
+	                  params);
 	tk_status st = db_tx_run(tx, err);
 	if (st == TK_OK) {
 		PGresult *r = db_tx_result(tx, q);
 		if (PQntuples(r) != 1 ||
-		    !tk_uuid_normalize(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), out->id)) {
+		    !tk_uuid_normalize(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0),
+		                       out->id)) {
 			st = invalid_key(err);
 		} else {
 			snprintf(out->name, sizeof out->name, "%s", PQgetvalue(r, 0, 1));

@@ -28,7 +28,7 @@ void tenant_cache_destroy(tenant_cache *cache);
  * unknown, revoked, expired or the tenant is not active (one error, no hint
  * which); 503 when the database cannot be asked.
  */
-tk_status tenant_cache_resolve(tenant_cache *cache, db_conn *conn, tk_arena *arena,
-			       const char *key, tk_tenant *out, tk_error *err) TK_MUST_CHECK;
+tk_status tenant_cache_resolve(tenant_cache *cache, db_conn *conn, tk_arena *arena, const char *key,
+                               tk_tenant *out, tk_error *err) TK_MUST_CHECK;
 
 #endif

@@ -17,8 +17,7 @@ int cli_wants_help(int argc, char **argv)
 	return 0;
 }
 
-tk_status cli_load_config(tk_config *cfg, int scope, int argc, char **argv, char **rest,
-			  int *nrest)
+tk_status cli_load_config(tk_config *cfg, int scope, int argc, char **argv, char **rest, int *nrest)
 {
 	char err[512];
 	if (tk_config_load(cfg, scope, argc, argv, rest, nrest, err, sizeof err) != TK_OK) {
@@ -27,10 +26,10 @@ tk_status cli_load_config(tk_config *cfg, int scope, int argc, char **argv, char
 		return TK_ERR;
 	}
 	const char *lv = cfg->log_level;
-	tk_log_set_level(!strcmp(lv, "debug")  ? TK_LOG_DEBUG
-			 : !strcmp(lv, "warn") ? TK_LOG_WARN
-			 : !strcmp(lv, "error") ? TK_LOG_ERROR
-						: TK_LOG_INFO);
+	tk_log_set_level(!strcmp(lv, "debug")   ? TK_LOG_DEBUG
+	                 : !strcmp(lv, "warn")  ? TK_LOG_WARN
+	                 : !strcmp(lv, "error") ? TK_LOG_ERROR
+	                                        : TK_LOG_INFO);
 	return TK_OK;
 }
 
@@ -40,12 +39,12 @@ tk_status cli_database_urls(const tk_config *cfg, cli_urls *out)
 	if (cfg->database_url) {
 		snprintf(out->request, sizeof out->request, "%s", cfg->database_url);
 		snprintf(out->admin, sizeof out->admin, "%s",
-			 cfg->database_admin_url ? cfg->database_admin_url : cfg->database_url);
+		         cfg->database_admin_url ? cfg->database_admin_url : cfg->database_url);
 		return TK_OK;
 	}
 	if (cfg->database_admin_url) {
 		log_error("DATABASE_ADMIN_URL is set but DATABASE_URL is not; set both, or neither "
-			  "for the embedded database");
+		          "for the embedded database");
 		return TK_ERR;
 	}
 	tk_cluster c;

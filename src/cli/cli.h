@@ -12,9 +12,9 @@
 #include "util/config.h"
 #include "util/status.h"
 
-#define TK_EXIT_OK 0
+#define TK_EXIT_OK      0
 #define TK_EXIT_FAILURE 1
-#define TK_EXIT_USAGE 2
+#define TK_EXIT_USAGE   2
 
 int cmd_serve(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
@@ -36,6 +36,6 @@ tk_status cli_database_urls(const tk_config *cfg, cli_urls *out) TK_MUST_CHECK;
 int cli_wants_help(int argc, char **argv);
 /* Loads config or prints the error and returns TK_ERR (exit 2). */
 tk_status cli_load_config(tk_config *cfg, int scope, int argc, char **argv, char **rest,
-			  int *nrest) TK_MUST_CHECK;
+                          int *nrest) TK_MUST_CHECK;
 
 #endif

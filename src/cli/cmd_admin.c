@@ -39,7 +39,7 @@ int cmd_migrate(int argc, char **argv)
 		return TK_EXIT_USAGE;
 	if (nrest > 0) {
 		fprintf(stderr, "tekup migrate: unknown argument '%s' (see tekup migrate --help)\n",
-			rest[0]);
+		        rest[0]);
 		tk_config_free(&cfg);
 		return TK_EXIT_USAGE;
 	}
@@ -64,7 +64,7 @@ static void tenant_usage(void)
 
 /* Parses `create` arguments; returns TK_ERR (usage) with a message. */
 static tk_status parse_create(int nrest, char **rest, const char **name, const char **plan,
-			      long *samples)
+                              long *samples)
 {
 	for (int i = 1; i < nrest; i++) {
 		const char *a = rest[i];
@@ -92,7 +92,8 @@ static tk_status parse_create(int nrest, char **rest, const char **name, const c
 		if (slot) {
 			*slot = value;
 		} else if (!tk_parse_int(value, 0, 100000, samples)) {
-			fprintf(stderr, "tekup tenant create: --sample-leads must be 0 to 100000\n");
+			fprintf(stderr,
+			        "tekup tenant create: --sample-leads must be 0 to 100000\n");
 			return TK_ERR;
 		}
 	}
@@ -103,7 +104,7 @@ static tk_status parse_create(int nrest, char **rest, const char **name, const c
 	if (strcmp(*plan, "trial") && strcmp(*plan, "basic") && strcmp(*plan, "professional") &&
 	    strcmp(*plan, "enterprise")) {
 		fprintf(stderr, "tekup tenant create: --plan must be trial, basic, professional or "
-				"enterprise\n");
+		                "enterprise\n");
 		return TK_ERR;
 	}
 	return TK_OK;
@@ -126,7 +127,8 @@ int cmd_tenant(int argc, char **argv)
 	bool create = nrest >= 1 && !strcmp(rest[0], "create");
 	bool list = nrest == 1 && !strcmp(rest[0], "list");
 	if (!create && !list) {
-		fprintf(stderr, "tekup tenant: expected 'create' or 'list' (see tekup tenant --help)\n");
+		fprintf(stderr,
+		        "tekup tenant: expected 'create' or 'list' (see tekup tenant --help)\n");
 		goto done;
 	}
 	if (create && parse_create(nrest, rest, &name, &plan, &samples) != TK_OK)
@@ -162,8 +164,9 @@ done:
 int cmd_db(int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv)) {
-		printf("usage: tekup db start|stop|status [--data-dir DIR]\n\n"
-		       "Manages the embedded PostgreSQL cluster under --data-dir (default ./var).\n");
+		printf(
+		    "usage: tekup db start|stop|status [--data-dir DIR]\n\n"
+		    "Manages the embedded PostgreSQL cluster under --data-dir (default ./var).\n");
 		db_options_usage();
 		return TK_EXIT_OK;
 	}
@@ -179,7 +182,8 @@ int cmd_db(int argc, char **argv)
 		tk_cluster c;
 		code = tk_cluster_ensure(cfg.data_dir, &c) == TK_OK ? TK_EXIT_OK : TK_EXIT_FAILURE;
 		if (code == TK_EXIT_OK)
-			printf("running; request URL: %s\nadmin URL: %s\n", c.request_url, c.admin_url);
+			printf("running; request URL: %s\nadmin URL: %s\n", c.request_url,
+			       c.admin_url);
 	} else if (!strcmp(rest[0], "stop")) {
 		code = tk_cluster_stop(cfg.data_dir) == TK_OK ? TK_EXIT_OK : TK_EXIT_FAILURE;
 	} else if (!strcmp(rest[0], "status")) {

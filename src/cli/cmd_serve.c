@@ -34,7 +34,8 @@ static void create_demo(const cli_urls *urls, const tk_config *cfg)
 	if (PQstatus(pg) != CONNECTION_OK) {
 		log_error("demo tenant skipped: cannot connect as owner: %s", PQerrorMessage(pg));
 	} else if (tenant_any(pg, &exists) == TK_OK && !exists &&
-		   tenant_create(pg, "Demo Company", "professional", DEMO_SAMPLE_LEADS, &t) == TK_OK) {
+	           tenant_create(pg, "Demo Company", "professional", DEMO_SAMPLE_LEADS, &t) ==
+	               TK_OK) {
 		printf("\nCreated a demo tenant \"Demo Company\" (%s) with %d leads.\n"
 		       "Its API key (shown once, stored only as a hash):\n\n    %s\n\n"
 		       "Try:\n    curl -s -H 'X-Tenant-Key: %s' http://%s:%ld/v1/leads\n\n",
@@ -53,12 +54,12 @@ int cmd_serve(int argc, char **argv)
 	tk_config cfg;
 	char *rest[64];
 	int nrest = 0;
-	if (argc > 64 || cli_load_config(&cfg, TK_CFG_SERVE | TK_CFG_DB, argc, argv, rest, &nrest) !=
-				 TK_OK)
+	if (argc > 64 ||
+	    cli_load_config(&cfg, TK_CFG_SERVE | TK_CFG_DB, argc, argv, rest, &nrest) != TK_OK)
 		return TK_EXIT_USAGE;
 	if (nrest > 0) {
 		fprintf(stderr, "tekup serve: unknown argument '%s' (see tekup serve --help)\n",
-			rest[0]);
+		        rest[0]);
 		tk_config_free(&cfg);
 		return TK_EXIT_USAGE;
 	}
@@ -85,11 +86,11 @@ int cmd_serve(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	db_pool_options po = {
-		.conninfo = urls.request,
-		.size = (int)cfg.pool_size,
-		.acquire_timeout_ms = (int)cfg.pool_acquire_timeout_ms,
-		.statement_timeout_ms = (int)cfg.statement_timeout_ms,
-		.unnamed_statements = cfg.pgbouncer,
+	    .conninfo = urls.request,
+	    .size = (int)cfg.pool_size,
+	    .acquire_timeout_ms = (int)cfg.pool_acquire_timeout_ms,
+	    .statement_timeout_ms = (int)cfg.statement_timeout_ms,
+	    .unnamed_statements = cfg.pgbouncer,
 	};
 	pool = db_pool_create(&po);
 	tenants = tenant_cache_create(cfg.key_cache_ttl_ms);
@@ -98,12 +99,12 @@ int cmd_serve(int argc, char **argv)
 	if (server == NULL)
 		goto cleanup;
 	log_info("tekup %s listening on http://%s:%ld (%ld threads, pool of %ld%s)", TEKUP_VERSION,
-		 cfg.bind_address, cfg.port, cfg.threads, cfg.pool_size,
-		 cfg.pgbouncer ? ", pgbouncer mode" : "");
+	         cfg.bind_address, cfg.port, cfg.threads, cfg.pool_size,
+	         cfg.pgbouncer ? ", pgbouncer mode" : "");
 	int sig = 0;
 	sigwait(&stop_signals, &sig);
 	log_info("received %s: finishing in-flight requests (up to %lds)",
-		 sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.shutdown_timeout_s);
+	         sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.shutdown_timeout_s);
 	tk_server_stop(server, (int)cfg.shutdown_timeout_s);
 	server = NULL;
 	log_info("stopped");

@@ -19,7 +19,7 @@
 
 #include "util/log.h"
 
-#define PG_BIN_DIR "/usr/lib/postgresql/15/bin"
+#define PG_BIN_DIR      "/usr/lib/postgresql/15/bin"
 #define SOCKET_PATH_MAX 100 /* sun_path is 108 bytes, minus "/.s.PGSQL.5432" headroom */
 
 typedef struct run_as {
@@ -37,7 +37,7 @@ static tk_status pick_user(run_as *who)
 	struct passwd *pw = getpwnam("postgres");
 	if (pw == NULL) {
 		log_error("running as root, but there is no 'postgres' user to run PostgreSQL as "
-			  "(install postgresql-15, or run tekup as an ordinary user)");
+		          "(install postgresql-15, or run tekup as an ordinary user)");
 		return TK_ERR;
 	}
 	who->switch_user = true;
@@ -118,11 +118,11 @@ static tk_status resolve_paths(const char *data_dir, tk_cluster *c)
 		snprintf(c->socket_dir, sizeof c->socket_dir, "/tmp/tekup-%s", hex);
 	}
 	snprintf(c->request_url, sizeof c->request_url, "host=%s dbname=tekup user=tekup_app",
-		 c->socket_dir);
+	         c->socket_dir);
 	snprintf(c->admin_url, sizeof c->admin_url, "host=%s dbname=tekup user=tekup_owner",
-		 c->socket_dir);
-	snprintf(c->superuser_url, sizeof c->superuser_url,
-		 "host=%s dbname=postgres user=postgres", c->socket_dir);
+	         c->socket_dir);
+	snprintf(c->superuser_url, sizeof c->superuser_url, "host=%s dbname=postgres user=postgres",
+	         c->socket_dir);
 	return TK_OK;
 }
 
@@ -142,16 +142,16 @@ static tk_status write_settings(const char *pgdata, const tk_cluster *c, const r
 		return TK_ERR;
 	}
 	fprintf(f,
-		"\n# tekup embedded cluster\n"
-		"listen_addresses = ''\n"
-		"unix_socket_directories = '%s'\n"
-		"unix_socket_permissions = 0700\n"
-		"max_connections = 300\n"
-		"shared_buffers = 256MB\n"
-		"work_mem = 8MB\n"
-		"timezone = 'UTC'\n"
-		"log_timezone = 'UTC'\n",
-		c->socket_dir);
+	        "\n# tekup embedded cluster\n"
+	        "listen_addresses = ''\n"
+	        "unix_socket_directories = '%s'\n"
+	        "unix_socket_permissions = 0700\n"
+	        "max_connections = 300\n"
+	        "shared_buffers = 256MB\n"
+	        "work_mem = 8MB\n"
+	        "timezone = 'UTC'\n"
+	        "log_timezone = 'UTC'\n",
+	        c->socket_dir);
 	fclose(f);
 	(void)who;
 	return TK_OK;
@@ -171,7 +171,7 @@ static tk_status superuser_exec(const tk_cluster *c, const char *dbname, const c
 			st = TK_OK;
 		else
 			log_error("bootstrapping the embedded cluster failed: %s",
-				  PQresultErrorMessage(r));
+			          PQresultErrorMessage(r));
 		PQclear(r);
 	}
 	PQfinish(pg);
@@ -181,15 +181,15 @@ static tk_status superuser_exec(const tk_cluster *c, const char *dbname, const c
 static tk_status bootstrap(const tk_cluster *c)
 {
 	static const char roles[] =
-		"SET client_min_messages = warning;"
-		"DO $$ BEGIN"
-		" IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tekup_owner') THEN"
-		"  CREATE ROLE tekup_owner LOGIN NOSUPERUSER BYPASSRLS;"
-		" END IF;"
-		" IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tekup_app') THEN"
-		"  CREATE ROLE tekup_app LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;"
-		" END IF;"
-		" END $$";
+	    "SET client_min_messages = warning;"
+	    "DO $$ BEGIN"
+	    " IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tekup_owner') THEN"
+	    "  CREATE ROLE tekup_owner LOGIN NOSUPERUSER BYPASSRLS;"
+	    " END IF;"
+	    " IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tekup_app') THEN"
+	    "  CREATE ROLE tekup_app LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;"
+	    " END IF;"
+	    " END $$";
 	if (superuser_exec(c, "postgres", roles) != TK_OK)
 		return TK_ERR;
 	char url[PATH_MAX + 128];
@@ -200,15 +200,16 @@ static tk_status bootstrap(const tk_cluster *c)
 	PQclear(r);
 	PQfinish(pg);
 	if (!exists &&
-	    superuser_exec(c, "postgres",
-			   "CREATE DATABASE tekup OWNER tekup_owner ENCODING 'UTF8' TEMPLATE template0") !=
-		    TK_OK)
+	    superuser_exec(
+	        c, "postgres",
+	        "CREATE DATABASE tekup OWNER tekup_owner ENCODING 'UTF8' TEMPLATE template0") !=
+	        TK_OK)
 		return TK_ERR;
 	return TK_OK;
 }
 
 static tk_status cluster_paths(const char *data_dir, run_as *who, tk_cluster *c, char *pgdata,
-			       size_t pgdata_len)
+                               size_t pgdata_len)
 {
 	if (pick_user(who) != TK_OK || make_dir(data_dir, who) != TK_OK ||
 	    resolve_paths(data_dir, c) != TK_OK)
@@ -232,16 +233,17 @@ tk_status tk_cluster_ensure(const char *data_dir, tk_cluster *c)
 		return TK_ERR;
 	if (!file_exists(PG_BIN_DIR "/initdb")) {
 		log_error("PostgreSQL 15 server binaries are missing (%s); install postgresql-15",
-			  PG_BIN_DIR);
+		          PG_BIN_DIR);
 		return TK_ERR;
 	}
 	if (who.switch_user) {
 		/* The postgres user must be able to reach the data directory. */
 		char *argv[] = {"/usr/bin/test", "-w", c->data_dir, NULL};
 		if (run_program(&who, "/", argv, NULL) != 0) {
-			log_error("the postgres user cannot reach %s (a parent directory is private); "
-				  "choose another --data-dir",
-				  c->data_dir);
+			log_error(
+			    "the postgres user cannot reach %s (a parent directory is private); "
+			    "choose another --data-dir",
+			    c->data_dir);
 			return TK_ERR;
 		}
 	}
@@ -255,9 +257,18 @@ tk_status tk_cluster_ensure(const char *data_dir, tk_cluster *c)
 	if (!file_exists(version_file)) {
 		log_info("creating the embedded PostgreSQL cluster in %s", pgdata);
 		char prog[] = PG_BIN_DIR "/initdb";
-		char *argv[] = {prog,	      "-D", pgdata,	     "-U", "postgres", "-A",
-				"trust",      "-E", "UTF8",	     "--locale=C.UTF-8",
-				"--no-instructions", NULL};
+		char *argv[] = {prog,
+		                "-D",
+		                pgdata,
+		                "-U",
+		                "postgres",
+		                "-A",
+		                "trust",
+		                "-E",
+		                "UTF8",
+		                "--locale=C.UTF-8",
+		                "--no-instructions",
+		                NULL};
 		if (run_program(&who, c->data_dir, argv, log_path) != 0) {
 			log_error("initdb failed; see %s", log_path);
 			return TK_ERR;
@@ -269,11 +280,13 @@ tk_status tk_cluster_ensure(const char *data_dir, tk_cluster *c)
 		log_info("starting the embedded PostgreSQL cluster (log: %s)", log_path);
 		char prog[] = PG_BIN_DIR "/pg_ctl";
 		char sock_opt[PATH_MAX + 128];
-		snprintf(sock_opt, sizeof sock_opt, "-c unix_socket_directories='%s'", c->socket_dir);
-		char *argv[] = {prog, "start", "-w", "-t", "60", "-s", "-D", pgdata, "-l", log_path,
-				"-o", sock_opt, NULL};
+		snprintf(sock_opt, sizeof sock_opt, "-c unix_socket_directories='%s'",
+		         c->socket_dir);
+		char *argv[] = {prog,   "start", "-w",     "-t", "60",     "-s", "-D",
+		                pgdata, "-l",    log_path, "-o", sock_opt, NULL};
 		if (run_program(&who, c->data_dir, argv, NULL) != 0) {
-			log_error("the embedded PostgreSQL cluster did not start; see %s", log_path);
+			log_error("the embedded PostgreSQL cluster did not start; see %s",
+			          log_path);
 			return TK_ERR;
 		}
 	}

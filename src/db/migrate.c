@@ -17,7 +17,7 @@
 #include "util/log.h"
 #include "util/validate.h"
 
-#define MIGRATE_MAX_FILES 1000
+#define MIGRATE_MAX_FILES      1000
 #define MIGRATE_MAX_FILE_BYTES (4 * 1024 * 1024)
 /* Arbitrary but fixed: the advisory lock key for migrations. */
 #define MIGRATE_LOCK_KEY 7238450123LL
@@ -142,8 +142,7 @@ static bool exec_ok(PGconn *pg, const char *sql, const char *what)
 		snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
 		msg[strcspn(msg, "\n")] = '\0';
 		const char *hint = PQresultErrorField(r, PG_DIAG_MESSAGE_HINT);
-		log_error("%s failed: %s%s%s", what, msg, hint ? " (hint: " : "",
-			  hint ? hint : "");
+		log_error("%s failed: %s%s%s", what, msg, hint ? " (hint: " : "", hint ? hint : "");
 		if (hint)
 			log_error("hint: %s", hint);
 	}
@@ -166,9 +165,9 @@ static bool apply_one(PGconn *pg, const migration *m, const char *sql, const cha
 	snprintf(version, sizeof version, "%ld", m->version);
 	const char *params[] = {version, m->name, checksum};
 	PGresult *r = PQexecParams(pg,
-				   "INSERT INTO schema_migrations (version, name, checksum)"
-				   " VALUES ($1, $2, $3)",
-				   3, NULL, params, NULL, NULL, 0);
+	                           "INSERT INTO schema_migrations (version, name, checksum)"
+	                           " VALUES ($1, $2, $3)",
+	                           3, NULL, params, NULL, NULL, 0);
 	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 	if (!ok)
 		log_error("recording migration %s failed: %s", m->name, PQresultErrorMessage(r));
@@ -209,12 +208,13 @@ tk_status tk_migrate(const char *conninfo, const char *dir, FILE *out)
 		goto cleanup;
 	locked = true;
 	if (!exec_ok(pg,
-		     "CREATE TABLE IF NOT EXISTS schema_migrations ("
-		     " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
-		     " applied_at timestamptz NOT NULL DEFAULT now())",
-		     "creating schema_migrations"))
+	             "CREATE TABLE IF NOT EXISTS schema_migrations ("
+	             " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
+	             " applied_at timestamptz NOT NULL DEFAULT now())",
+	             "creating schema_migrations"))
 		goto cleanup;
-	applied = PQexec(pg, "SELECT version, name, checksum FROM schema_migrations ORDER BY version");
+	applied =
+	    PQexec(pg, "SELECT version, name, checksum FROM schema_migrations ORDER BY version");
 	if (PQresultStatus(applied) != PGRES_TUPLES_OK) {
 		log_error("reading schema_migrations failed: %s", PQresultErrorMessage(applied));
 		goto cleanup;
@@ -238,9 +238,10 @@ tk_status tk_migrate(const char *conninfo, const char *dir, FILE *out)
 				found = k;
 		if (found >= 0) {
 			if (strcmp(PQgetvalue(applied, found, 2), checksum) != 0) {
-				log_error("migration %s was edited after it was applied (checksum %s, "
-					  "recorded %s); restore it and add a new migration instead",
-					  files[i].name, checksum, PQgetvalue(applied, found, 2));
+				log_error(
+				    "migration %s was edited after it was applied (checksum %s, "
+				    "recorded %s); restore it and add a new migration instead",
+				    files[i].name, checksum, PQgetvalue(applied, found, 2));
 				free(sql);
 				goto cleanup;
 			}
@@ -259,8 +260,8 @@ tk_status tk_migrate(const char *conninfo, const char *dir, FILE *out)
 		for (int i = 0; i < nfiles; i++)
 			present = present || atol(PQgetvalue(applied, k, 0)) == files[i].version;
 		if (!present)
-			log_warn("applied migration %s has no file in %s", PQgetvalue(applied, k, 1),
-				 dir);
+			log_warn("applied migration %s has no file in %s",
+			         PQgetvalue(applied, k, 1), dir);
 	}
 	fprintf(out, "migrations: %d applied now, %d files, schema up to date\n", done, nfiles);
 	st = TK_OK;
@@ -268,7 +269,7 @@ cleanup:
 	PQclear(applied);
 	if (locked) {
 		snprintf(lock_sql, sizeof lock_sql, "SELECT pg_advisory_unlock(%lld)",
-			 MIGRATE_LOCK_KEY);
+		         MIGRATE_LOCK_KEY);
 		exec_ok(pg, lock_sql, "releasing the migration lock");
 	}
 	PQfinish(pg);

@@ -14,8 +14,8 @@
 #include "util/log.h"
 
 #define POOL_STATEMENT_CACHE_MAX 256
-#define POOL_CONNECT_BACKOFF_MS 500
-#define POOL_CONNECT_TIMEOUT_S "5"
+#define POOL_CONNECT_BACKOFF_MS  500
+#define POOL_CONNECT_TIMEOUT_S   "5"
 
 typedef struct stmt_entry {
 	char *sql;
@@ -79,7 +79,7 @@ tk_status db_connect(const char *conninfo, PGconn **out, tk_error *err)
 		*out = NULL;
 		err->retry_after = 1;
 		return tk_error_set(err, 503, "database_unavailable", NULL,
-				    "the database is unavailable; retry shortly");
+		                    "the database is unavailable; retry shortly");
 	}
 	*out = pg;
 	return TK_OK;
@@ -95,7 +95,7 @@ static tk_status conn_open(db_pool *pool, int slot, db_conn **out, tk_error *err
 		 * they are sent per transaction instead (see tx.c). */
 		char sql[128];
 		snprintf(sql, sizeof sql, "SET statement_timeout = %d; SET TimeZone = 'UTC'",
-			 pool->statement_timeout_ms);
+		         pool->statement_timeout_ms);
 		PGresult *r = PQexec(pg, sql);
 		bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 		if (!ok)
@@ -105,14 +105,14 @@ static tk_status conn_open(db_pool *pool, int slot, db_conn **out, tk_error *err
 			PQfinish(pg);
 			err->retry_after = 1;
 			return tk_error_set(err, 503, "database_unavailable", NULL,
-					    "the database is unavailable; retry shortly");
+			                    "the database is unavailable; retry shortly");
 		}
 	}
 	if (PQenterPipelineMode(pg) != 1) {
 		log_error("cannot enter pipeline mode: %s", PQerrorMessage(pg));
 		PQfinish(pg);
 		return tk_error_set(err, 503, "database_unavailable", NULL,
-				    "the database is unavailable; retry shortly");
+		                    "the database is unavailable; retry shortly");
 	}
 	db_conn *c = tk_calloc(1, sizeof *c);
 	c->pg = pg;
@@ -168,7 +168,7 @@ tk_status db_pool_acquire(db_pool *p, db_conn **out, tk_error *err)
 			pthread_mutex_unlock(&p->lock);
 			err->retry_after = 1;
 			return tk_error_set(err, 503, "pool_timeout", NULL,
-					    "the server is busy; retry shortly");
+			                    "the server is busy; retry shortly");
 		}
 	}
 	int slot = p->free_slots[--p->nfree];
@@ -191,7 +191,7 @@ tk_status db_pool_acquire(db_pool *p, db_conn **out, tk_error *err)
 	} else {
 		err->retry_after = 1;
 		tk_error_set(err, 503, "database_unavailable", NULL,
-			     "the database is unavailable; retry shortly");
+		             "the database is unavailable; retry shortly");
 	}
 	pthread_mutex_lock(&p->lock);
 	if (st == TK_OK) {

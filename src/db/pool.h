@@ -27,11 +27,11 @@ typedef struct db_pool db_pool;
 typedef struct db_conn db_conn;
 
 typedef struct db_pool_options {
-	const char *conninfo;      /* libpq URL or key=value string; copied */
-	int size;                  /* number of connections */
-	int acquire_timeout_ms;    /* wait for a free connection, then 503 */
-	int statement_timeout_ms;  /* applied to every request transaction */
-	bool unnamed_statements;   /* PgBouncer transaction pooling */
+	const char *conninfo;     /* libpq URL or key=value string; copied */
+	int size;                 /* number of connections */
+	int acquire_timeout_ms;   /* wait for a free connection, then 503 */
+	int statement_timeout_ms; /* applied to every request transaction */
+	bool unnamed_statements;  /* PgBouncer transaction pooling */
 } db_pool_options;
 
 db_pool *db_pool_create(const db_pool_options *opts);

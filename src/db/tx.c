@@ -69,14 +69,15 @@ static bool send_stmt(db_tx *tx, tx_stmt *s)
 {
 	PGconn *pg = db_conn_pg(tx->conn);
 	if (db_conn_unnamed_statements(tx->conn))
-		return PQsendQueryParams(pg, s->sql, s->nparams, NULL, s->values, NULL, NULL, 0) == 1;
+		return PQsendQueryParams(pg, s->sql, s->nparams, NULL, s->values, NULL, NULL, 0) ==
+		       1;
 	unsigned long h = sql_hash(s->sql);
 	const char *name = db_conn_statement_lookup(tx->conn, s->sql, h);
 	if (name == NULL) {
 		name = db_conn_statement_reserve(tx->conn, s->sql, h);
 		if (name == NULL) /* cache full: run it unnamed */
-			return PQsendQueryParams(pg, s->sql, s->nparams, NULL, s->values, NULL, NULL,
-						 0) == 1;
+			return PQsendQueryParams(pg, s->sql, s->nparams, NULL, s->values, NULL,
+			                         NULL, 0) == 1;
 		if (PQsendPrepare(pg, name, s->sql, 0, NULL) != 1)
 			return false;
 		s->prepare_name = name;
@@ -101,7 +102,7 @@ static void set_unavailable(db_tx *tx, tk_error *err)
 	tx->connection_lost = true;
 	err->retry_after = 1;
 	tk_error_set(err, 503, "database_unavailable", NULL,
-		     "the database is unavailable; retry shortly");
+	             "the database is unavailable; retry shortly");
 }
 
 /* Remembers the first failure; later ones are PIPELINE_ABORTED echoes. */
@@ -134,13 +135,13 @@ tk_status db_tx_run(db_tx *tx, tk_error *err)
 	if (sent && pgbouncer) {
 		/* Session state cannot be trusted behind transaction pooling. */
 		snprintf(set_timeout, sizeof set_timeout, "SET LOCAL statement_timeout = %d",
-			 db_conn_statement_timeout_ms(tx->conn));
+		         db_conn_statement_timeout_ms(tx->conn));
 		sent = send_plain(pg, set_timeout) && send_plain(pg, "SET LOCAL TimeZone = 'UTC'");
 		naux += 2;
 	}
 	if (sent && tx->has_tenant) {
 		snprintf(set_tenant, sizeof set_tenant, "SET LOCAL app.current_tenant = '%s'",
-			 tx->tenant);
+		         tx->tenant);
 		sent = send_plain(pg, set_tenant);
 		naux++;
 	}
@@ -176,7 +177,8 @@ tk_status db_tx_run(db_tx *tx, tk_error *err)
 			if (!ok && first_error == NULL) {
 				note_failure(pr, &first_error);
 				if (first_error == pr) {
-					/* keep it alive as the error: park it in the statement slot */
+					/* keep it alive as the error: park it in the statement slot
+					 */
 					s->result = pr;
 					pr = NULL;
 				}
@@ -217,14 +219,16 @@ tk_status db_tx_run(db_tx *tx, tk_error *err)
 	if (first_error) {
 		const char *state = PQresultErrorField(first_error, PG_DIAG_SQLSTATE);
 		const char *constraint = PQresultErrorField(first_error, PG_DIAG_CONSTRAINT_NAME);
-		if (state == NULL || strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0) {
-			log_error("database connection failed: %s", PQresultErrorMessage(first_error));
+		if (state == NULL || strncmp(state, "08", 2) == 0 ||
+		    strncmp(state, "57P", 3) == 0) {
+			log_error("database connection failed: %s",
+			          PQresultErrorMessage(first_error));
 			set_unavailable(tx, err);
 		} else {
 			db_error_from_sqlstate(state, constraint, err);
 			if (err->http_status >= 500)
 				log_error("statement failed (%s): %s", state,
-					  PQresultErrorMessage(first_error));
+				          PQresultErrorMessage(first_error));
 		}
 	} else if (lost || PQstatus(pg) != CONNECTION_OK) {
 		log_error("database connection lost: %s", PQerrorMessage(pg));
@@ -269,22 +273,22 @@ typedef struct sqlstate_map {
 
 /* One table from SQLSTATE to API error; the first matching prefix wins. */
 static const sqlstate_map sqlstate_table[] = {
-	{"23505", 409, "conflict", "a record with these values already exists"},
-	{"23503", 400, "invalid_reference", "a referenced record does not exist"},
-	{"23502", 400, "validation_error", "a required value is missing"},
-	{"23514", 400, "validation_error", "a value is out of range or too large"},
-	{"22001", 400, "validation_error", "a value is too long"},
-	{"22P02", 400, "validation_error", "a value has the wrong format"},
-	{"22007", 400, "validation_error", "a date or time is not valid"},
-	{"22008", 400, "validation_error", "a date or time is out of range"},
-	{"22003", 400, "validation_error", "a number is out of range"},
-	{"22", 400, "validation_error", "a value is not valid"},
-	{"42501", 403, "forbidden", "this operation is not permitted"},
-	{"40001", 503, "conflict_retry", "a concurrent change interfered; retry the request"},
-	{"40P01", 503, "conflict_retry", "a concurrent change interfered; retry the request"},
-	{"57014", 503, "statement_timeout", "the request took too long; retry or narrow it"},
-	{"53", 503, "database_unavailable", "the database is overloaded; retry shortly"},
-	{"55P03", 503, "conflict_retry", "a record is locked; retry the request"},
+    {"23505", 409, "conflict", "a record with these values already exists"},
+    {"23503", 400, "invalid_reference", "a referenced record does not exist"},
+    {"23502", 400, "validation_error", "a required value is missing"},
+    {"23514", 400, "validation_error", "a value is out of range or too large"},
+    {"22001", 400, "validation_error", "a value is too long"},
+    {"22P02", 400, "validation_error", "a value has the wrong format"},
+    {"22007", 400, "validation_error", "a date or time is not valid"},
+    {"22008", 400, "validation_error", "a date or time is out of range"},
+    {"22003", 400, "validation_error", "a number is out of range"},
+    {"22", 400, "validation_error", "a value is not valid"},
+    {"42501", 403, "forbidden", "this operation is not permitted"},
+    {"40001", 503, "conflict_retry", "a concurrent change interfered; retry the request"},
+    {"40P01", 503, "conflict_retry", "a concurrent change interfered; retry the request"},
+    {"57014", 503, "statement_timeout", "the request took too long; retry or narrow it"},
+    {"53", 503, "database_unavailable", "the database is overloaded; retry shortly"},
+    {"55P03", 503, "conflict_retry", "a record is locked; retry the request"},
 };
 
 void db_error_from_sqlstate(const char *sqlstate, const char *constraint, tk_error *err)

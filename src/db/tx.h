@@ -34,7 +34,7 @@
 #include "util/status.h"
 
 #define DB_TX_MAX_STATEMENTS 16
-#define DB_TX_MAX_PARAMS 32
+#define DB_TX_MAX_PARAMS     32
 
 typedef struct db_tx db_tx;
 

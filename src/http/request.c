@@ -23,7 +23,7 @@ tk_status tk_request_check_params(tk_request *req, const char *const *allowed, t
 {
 	if (req->query_invalid)
 		return tk_error_set(err, 400, "invalid_parameter", req->query_invalid_name, "%s",
-				    req->query_invalid_reason);
+		                    req->query_invalid_reason);
 	for (int i = 0; i < req->nquery; i++) {
 		bool known = false;
 		for (const char *const *a = allowed; a && *a; a++)
@@ -33,7 +33,7 @@ tk_status tk_request_check_params(tk_request *req, const char *const *allowed, t
 			}
 		if (!known)
 			return tk_error_set(err, 400, "unknown_parameter", req->query[i].name,
-					    "unknown query parameter");
+			                    "unknown query parameter");
 	}
 	return TK_OK;
 }

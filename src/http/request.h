@@ -18,13 +18,13 @@
 #include "util/error.h"
 
 /* Named limits on untrusted input (each has its own error). */
-#define TK_BODY_MAX_BYTES (1024 * 1024)  /* 413 payload_too_large */
-#define TK_HEADERS_MAX_BYTES (16 * 1024) /* 431 headers_too_large */
-#define TK_QUERY_MAX_PARAMS 32           /* 400 too_many_parameters */
-#define TK_QUERY_VALUE_MAX_BYTES 2048    /* 400 on the parameter */
-#define TK_ROUTE_MAX_PARAMS 2
-#define TK_RESPONSE_MAX_HEADERS 8
-#define TK_REQUEST_ID_MAX 64
+#define TK_BODY_MAX_BYTES        (1024 * 1024) /* 413 payload_too_large */
+#define TK_HEADERS_MAX_BYTES     (16 * 1024)   /* 431 headers_too_large */
+#define TK_QUERY_MAX_PARAMS      32            /* 400 too_many_parameters */
+#define TK_QUERY_VALUE_MAX_BYTES 2048          /* 400 on the parameter */
+#define TK_ROUTE_MAX_PARAMS      2
+#define TK_RESPONSE_MAX_HEADERS  8
+#define TK_REQUEST_ID_MAX        64
 
 typedef struct tk_query_param {
 	const char *name;
@@ -33,7 +33,7 @@ typedef struct tk_query_param {
 } tk_query_param;
 
 typedef struct tk_tenant {
-	char id[40];      /* validated lower-case UUID */
+	char id[40]; /* validated lower-case UUID */
 	char name[256];
 } tk_tenant;
 
@@ -82,8 +82,8 @@ const char *tk_request_header(tk_request *req, const char *name);
 /* A query parameter's value, or NULL when absent (borrowed). */
 const tk_query_param *tk_request_param(tk_request *req, const char *name);
 /* 400 unknown_parameter naming the first parameter not in allowed (NULL-terminated). */
-tk_status tk_request_check_params(tk_request *req, const char *const *allowed, tk_error *err)
-	TK_MUST_CHECK;
+tk_status tk_request_check_params(tk_request *req, const char *const *allowed,
+                                  tk_error *err) TK_MUST_CHECK;
 
 /* Sets a JSON body (copied into the arena) and status. */
 void tk_response_json(tk_request *req, tk_response *res, int status, const char *json, size_t len);

@@ -42,7 +42,7 @@ static bool route_matches(const char *pattern, const char *path, tk_request *req
 }
 
 tk_status tk_router_match(const tk_route *routes, size_t n, tk_request *req, const tk_route **out,
-			  tk_error *err)
+                          tk_error *err)
 {
 	const char *path = req->path;
 	for (size_t i = 0; i < n; i++) {
@@ -75,5 +75,5 @@ tk_status tk_router_match(const tk_route *routes, size_t n, tk_request *req, con
 	err->allow = tk_arena_strdup(req->arena, allow.data);
 	tk_buf_free(&allow);
 	return tk_error_set(err, 405, "method_not_allowed", NULL,
-			    "this endpoint does not accept that method");
+	                    "this endpoint does not accept that method");
 }

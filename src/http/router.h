@@ -28,7 +28,7 @@ typedef struct tk_route {
  * the path does accept (allocated in req's arena).
  */
 tk_status tk_router_match(const tk_route *routes, size_t nroutes, tk_request *req,
-			  const tk_route **out, tk_error *err) TK_MUST_CHECK;
+                          const tk_route **out, tk_error *err) TK_MUST_CHECK;
 
 /* The API's routes (api.c). */
 extern const tk_route tk_api_routes[];

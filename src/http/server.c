@@ -30,7 +30,7 @@
 /* libmicrohttpd's own per-connection memory: above TK_HEADERS_MAX_BYTES so
  * that our check (with a JSON answer) normally fires first. */
 #define SERVER_CONNECTION_MEMORY (64 * 1024)
-#define SERVER_LISTEN_BACKLOG 1024
+#define SERVER_LISTEN_BACKLOG    1024
 
 struct tk_server {
 	tk_app *app;
@@ -64,7 +64,7 @@ static bool request_id_acceptable(const char *id)
 }
 
 static enum MHD_Result count_header_bytes(void *cls, enum MHD_ValueKind kind, const char *key,
-					  size_t key_size, const char *value, size_t value_size)
+                                          size_t key_size, const char *value, size_t value_size)
 {
 	(void)kind;
 	(void)key;
@@ -74,7 +74,7 @@ static enum MHD_Result count_header_bytes(void *cls, enum MHD_ValueKind kind, co
 }
 
 static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key,
-				     size_t key_size, const char *value, size_t value_size)
+                                     size_t key_size, const char *value, size_t value_size)
 {
 	(void)kind;
 	tk_request *req = cls;
@@ -84,7 +84,7 @@ static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const c
 	if (req->nquery >= TK_QUERY_MAX_PARAMS)
 		reason = "too many query parameters";
 	else if (key_size == 0 || key_size > 63 || memchr(key, '\0', key_size) ||
-		 !tk_is_utf8(key, key_size))
+	         !tk_is_utf8(key, key_size))
 		reason = "a query parameter name is not valid";
 	else if (value_size > TK_QUERY_VALUE_MAX_BYTES)
 		reason = "a query parameter value is too long";
@@ -101,8 +101,8 @@ static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const c
 		req->query_invalid = true;
 		req->query_invalid_reason = reason;
 		size_t n = key_size < sizeof req->query_invalid_name - 1
-				   ? key_size
-				   : sizeof req->query_invalid_name - 1;
+		               ? key_size
+		               : sizeof req->query_invalid_name - 1;
 		if (tk_is_utf8(key, n))
 			memcpy(req->query_invalid_name, key, n);
 		req->query_invalid_name[n] = '\0';
@@ -116,7 +116,7 @@ static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const c
 }
 
 static tk_request *request_new(struct MHD_Connection *connection, const char *url,
-			       const char *method)
+                               const char *method)
 {
 	tk_arena *arena = tk_arena_create();
 	tk_request *req = tk_arena_calloc(arena, 1, sizeof *req);
@@ -217,19 +217,19 @@ static tk_status dispatch(tk_server *srv, tk_request *req, tk_response *res, tk_
 	const tk_route *route = NULL;
 	if (req->headers_too_large)
 		return tk_error_set(err, 431, "headers_too_large", NULL,
-				    "request headers exceed %d bytes", TK_HEADERS_MAX_BYTES);
+		                    "request headers exceed %d bytes", TK_HEADERS_MAX_BYTES);
 	if (tk_router_match(tk_api_routes, tk_api_nroutes, req, &route, err) != TK_OK)
 		return TK_ERR;
 	if (req->body_too_large)
 		return tk_error_set(err, 413, "payload_too_large", NULL,
-				    "the request body exceeds %d bytes", TK_BODY_MAX_BYTES);
+		                    "the request body exceeds %d bytes", TK_BODY_MAX_BYTES);
 	if (route->takes_body) {
 		if (!content_type_is_json(tk_request_header(req, MHD_HTTP_HEADER_CONTENT_TYPE)))
 			return tk_error_set(err, 415, "unsupported_media_type", NULL,
-					    "send the body as application/json");
+			                    "send the body as application/json");
 	} else if (request_has_body(req)) {
 		return tk_error_set(err, 400, "body_not_allowed", NULL,
-				    "this endpoint does not accept a request body");
+		                    "this endpoint does not accept a request body");
 	}
 
 	/* A read that finds its pooled connection dead (PostgreSQL restarted
@@ -243,8 +243,8 @@ static tk_status dispatch(tk_server *srv, tk_request *req, tk_response *res, tk_
 		tk_status st = TK_OK;
 		if (route->needs_tenant) {
 			st = tenant_cache_resolve(srv->app->tenants, conn, req->arena,
-						  tk_request_header(req, "X-Tenant-Key"),
-						  &req->tenant, err);
+			                          tk_request_header(req, "X-Tenant-Key"),
+			                          &req->tenant, err);
 			req->has_tenant = st == TK_OK;
 		}
 		if (st == TK_OK)
@@ -261,7 +261,7 @@ static tk_status dispatch(tk_server *srv, tk_request *req, tk_response *res, tk_
 }
 
 static enum MHD_Result respond(tk_server *srv, struct MHD_Connection *connection, tk_request *req,
-			       const tk_error *preset)
+                               const tk_error *preset)
 {
 	tk_error err = {0};
 	tk_response res = {0};
@@ -274,22 +274,24 @@ static enum MHD_Result respond(tk_server *srv, struct MHD_Connection *connection
 	}
 	if (st != TK_OK) {
 		if (err.http_status == 0)
-			tk_error_set(&err, 500, "internal_error", NULL, "an internal error occurred");
+			tk_error_set(&err, 500, "internal_error", NULL,
+			             "an internal error occurred");
 		res.nheaders = 0;
 		render_error(req, &res, &err);
 	}
-	struct MHD_Response *r = MHD_create_response_from_buffer(res.body_len, (void *)res.body,
-								 MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer(res.body_len, (void *)res.body, MHD_RESPMEM_MUST_COPY);
 	if (r == NULL)
 		return MHD_NO;
 	if (res.body_len > 0)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-					"application/json; charset=utf-8");
+		                        "application/json; charset=utf-8");
 	MHD_add_response_header(r, "X-Request-ID", req->request_id);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	if (req->has_tenant) {
 		MHD_add_response_header(r, "X-Tenant-ID", req->tenant.id);
-		MHD_add_response_header(r, "X-Tenant-Name", header_safe(req->arena, req->tenant.name));
+		MHD_add_response_header(r, "X-Tenant-Name",
+		                        header_safe(req->arena, req->tenant.name));
 	}
 	for (int i = 0; i < res.nheaders; i++)
 		MHD_add_response_header(r, res.headers[i].name, res.headers[i].value);
@@ -300,9 +302,8 @@ static enum MHD_Result respond(tk_server *srv, struct MHD_Connection *connection
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_data_size,
-				  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
 	(void)version;
 	tk_server *srv = cls;
@@ -320,7 +321,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 			/* Answer before reading a body we would discard. */
 			tk_error err = {0};
 			tk_error_set(&err, 413, "payload_too_large", NULL,
-				     "the request body exceeds %d bytes", TK_BODY_MAX_BYTES);
+			             "the request body exceeds %d bytes", TK_BODY_MAX_BYTES);
 			return respond(srv, connection, req, &err);
 		}
 		return MHD_YES;
@@ -343,7 +344,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 }
 
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
+                         enum MHD_RequestTerminationCode toe)
 {
 	(void)connection;
 	(void)toe;
@@ -354,14 +355,14 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	tk_request_log entry = {
-		.request_id = req->request_id,
-		.tenant_id = req->has_tenant ? req->tenant.id : NULL,
-		.method = req->method,
-		.path = req->path,
-		.status = req->status,
-		.duration_ms = (double)(now.tv_sec - req->started.tv_sec) * 1e3 +
-			       (double)(now.tv_nsec - req->started.tv_nsec) / 1e6,
-		.error_code = req->error_code,
+	    .request_id = req->request_id,
+	    .tenant_id = req->has_tenant ? req->tenant.id : NULL,
+	    .method = req->method,
+	    .path = req->path,
+	    .status = req->status,
+	    .duration_ms = (double)(now.tv_sec - req->started.tv_sec) * 1e3 +
+	                   (double)(now.tv_nsec - req->started.tv_nsec) / 1e6,
+	    .error_code = req->error_code,
 	};
 	tk_log_request(&entry);
 	tk_buf_free(&req->body);
@@ -393,20 +394,18 @@ tk_server *tk_server_start(tk_app *app)
 	srv->app = app;
 	atomic_init(&srv->in_flight, 0);
 	srv->daemon = MHD_start_daemon(
-		flags, (uint16_t)cfg->port, NULL, NULL, on_request, srv,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-		MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg->max_connections_per_ip,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->connection_timeout_s,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SERVER_CONNECTION_MEMORY,
-		MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)SERVER_LISTEN_BACKLOG,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-		MHD_OPTION_END);
+	    flags, (uint16_t)cfg->port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
+	    mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned int)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    (unsigned int)cfg->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned int)cfg->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)SERVER_CONNECTION_MEMORY, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+	    (unsigned int)SERVER_LISTEN_BACKLOG, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+	    MHD_OPTION_END);
 	if (srv->daemon == NULL) {
 		log_error("cannot listen on %s:%ld (address in use, or not permitted)",
-			  cfg->bind_address, cfg->port);
+		          cfg->bind_address, cfg->port);
 		free(srv);
 		return NULL;
 	}
@@ -426,7 +425,7 @@ void tk_server_stop(tk_server *srv, int timeout_s)
 		usleep(20 * 1000);
 	if (atomic_load(&srv->in_flight) > 0)
 		log_warn("shutting down with %d requests still in flight",
-			 atomic_load(&srv->in_flight));
+		         atomic_load(&srv->in_flight));
 	MHD_stop_daemon(srv->daemon);
 	free(srv);
 }

@@ -10,9 +10,9 @@
 #include "util/validate.h"
 
 static const char *const sort_names[] = {
-	[LEAD_SORT_CREATED_ASC] = "createdAt", [LEAD_SORT_CREATED_DESC] = "-createdAt",
-	[LEAD_SORT_UPDATED_ASC] = "updatedAt", [LEAD_SORT_UPDATED_DESC] = "-updatedAt",
-	[LEAD_SORT_NAME_ASC] = "name",
+    [LEAD_SORT_CREATED_ASC] = "createdAt", [LEAD_SORT_CREATED_DESC] = "-createdAt",
+    [LEAD_SORT_UPDATED_ASC] = "updatedAt", [LEAD_SORT_UPDATED_DESC] = "-updatedAt",
+    [LEAD_SORT_NAME_ASC] = "name",
 };
 
 const char *lead_sort_name(lead_sort sort)
@@ -37,7 +37,7 @@ char *lead_cursor_encode(tk_arena *arena, lead_sort sort, const char *key, const
 	size_t outlen = sodium_base64_encoded_len(rawlen, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	char *out = tk_arena_alloc(arena, outlen);
 	sodium_bin2base64(out, outlen, (const unsigned char *)raw, rawlen,
-			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	return out;
 }
 
@@ -47,7 +47,7 @@ tk_status lead_cursor_decode(const char *text, size_t len, lead_cursor *out)
 	size_t rawlen = 0;
 	if (len == 0 || len > CURSOR_MAX_ENCODED ||
 	    sodium_base642bin(raw, sizeof raw - 1, text, len, NULL, &rawlen, NULL,
-			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+	                      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
 		return TK_ERR;
 	raw[rawlen] = '\0';
 	if (memchr(raw, '\0', rawlen) || !tk_is_utf8((const char *)raw, rawlen))

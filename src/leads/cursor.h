@@ -17,7 +17,7 @@
 #include "util/status.h"
 
 #define CURSOR_MAX_ENCODED 1400
-#define CURSOR_KEY_MAX 1024
+#define CURSOR_KEY_MAX     1024
 
 typedef enum lead_sort {
 	LEAD_SORT_CREATED_ASC,

@@ -55,13 +55,13 @@ tk_status lead_create(tk_app *app, tk_request *req, db_conn *conn, tk_response *
 	    lead_input_parse(req->arena, req->body.data, req->body.len, false, &in, err) != TK_OK)
 		return TK_ERR;
 	const char *sql = tk_arena_printf(
-		req->arena,
-		"INSERT INTO leads AS l (tenant_id, name, email, phone, company, status, source,"
-		" custom_fields, assigned_to, created_by)"
-		" VALUES ($1, $2, $3, $4, $5, COALESCE($6, 'NEW'), $7, COALESCE($8::jsonb, '{}'),"
-		" $9::uuid, current_app_user_id())"
-		" RETURNING %s",
-		lead_returning_sql(req));
+	    req->arena,
+	    "INSERT INTO leads AS l (tenant_id, name, email, phone, company, status, source,"
+	    " custom_fields, assigned_to, created_by)"
+	    " VALUES ($1, $2, $3, $4, $5, COALESCE($6, 'NEW'), $7, COALESCE($8::jsonb, '{}'),"
+	    " $9::uuid, current_app_user_id())"
+	    " RETURNING %s",
+	    lead_returning_sql(req));
 	const char *params[9] = {req->tenant.id};
 	for (int i = 0; i < LEAD_IN_COUNT; i++)
 		params[i + 1] = in.value[i];
@@ -83,11 +83,12 @@ tk_status lead_get(tk_app *app, tk_request *req, db_conn *conn, tk_response *res
 {
 	(void)app;
 	char id[TK_UUID_LEN + 1];
-	if (path_lead_id(req, id, err) != TK_OK || tk_request_check_params(req, no_params, err) != TK_OK)
+	if (path_lead_id(req, id, err) != TK_OK ||
+	    tk_request_check_params(req, no_params, err) != TK_OK)
 		return TK_ERR;
 	const char *sql = tk_arena_printf(
-		req->arena, "SELECT %s FROM leads l WHERE l.tenant_id = $1 AND l.id = $2",
-		lead_returning_sql(req));
+	    req->arena, "SELECT %s FROM leads l WHERE l.tenant_id = $1 AND l.id = $2",
+	    lead_returning_sql(req));
 	const char *params[] = {req->tenant.id, id};
 	db_tx *tx = db_tx_new(req->arena, conn);
 	db_tx_set_tenant(tx, req->tenant.id);
@@ -129,7 +130,7 @@ static tk_status parse_if_match(const char *h, long *version, tk_error *err)
 	return TK_OK;
 bad:
 	return tk_error_set(err, 400, "invalid_if_match", "If-Match",
-			    "If-Match must be the lead's ETag, e.g. \"3\"");
+	                    "If-Match must be the lead's ETag, e.g. \"3\"");
 }
 
 tk_status lead_update(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err)
@@ -154,17 +155,18 @@ tk_status lead_update(tk_app *app, tk_request *req, db_conn *conn, tk_response *
 		params[np++] = in.value[i];
 		if (i == LEAD_IN_CUSTOM_FIELDS)
 			/* Shallow merge: given keys replace, null removes a key. */
-			tk_buf_printf(&sql,
-				      "custom_fields = (l.custom_fields || $%d::jsonb) - ARRAY("
-				      "SELECT key FROM jsonb_each($%d::jsonb) WHERE value = 'null'::jsonb), ",
-				      np, np);
+			tk_buf_printf(
+			    &sql,
+			    "custom_fields = (l.custom_fields || $%d::jsonb) - ARRAY("
+			    "SELECT key FROM jsonb_each($%d::jsonb) WHERE value = 'null'::jsonb), ",
+			    np, np);
 		else if (i == LEAD_IN_ASSIGNED_TO)
 			tk_buf_printf(&sql, "assigned_to = $%d::uuid, ", np);
 		else
 			tk_buf_printf(&sql, "%s = $%d, ", lead_input_columns[i], np);
 	}
 	tk_buf_puts(&sql, "version = l.version + 1, updated_at = now()"
-			  " WHERE l.tenant_id = $1 AND l.id = $2");
+	                  " WHERE l.tenant_id = $1 AND l.id = $2");
 	char version_text[24];
 	if (expected_version > 0) {
 		snprintf(version_text, sizeof version_text, "%ld", expected_version);
@@ -178,7 +180,8 @@ tk_status lead_update(tk_app *app, tk_request *req, db_conn *conn, tk_response *
 	int q = db_tx_add(tx, tk_arena_strdup(req->arena, sql.data), np, params);
 	int probe = -1;
 	if (expected_version > 0)
-		probe = db_tx_add(tx, "SELECT 1 FROM leads WHERE tenant_id = $1 AND id = $2", 2, params);
+		probe = db_tx_add(tx, "SELECT 1 FROM leads WHERE tenant_id = $1 AND id = $2", 2,
+		                  params);
 	tk_buf_free(&sql);
 	tk_status st = db_tx_run(tx, err);
 	if (st == TK_OK) {
@@ -186,8 +189,9 @@ tk_status lead_update(tk_app *app, tk_request *req, db_conn *conn, tk_response *
 		if (PQntuples(r) == 1)
 			respond_lead(req, res, 200, r);
 		else if (probe >= 0 && PQntuples(db_tx_result(tx, probe)) == 1)
-			st = tk_error_set(err, 412, "version_conflict", NULL,
-					  "the lead was changed since that version; fetch it again");
+			st =
+			    tk_error_set(err, 412, "version_conflict", NULL,
+			                 "the lead was changed since that version; fetch it again");
 		else
 			st = lead_not_found(err);
 	}
@@ -199,7 +203,8 @@ tk_status lead_delete(tk_app *app, tk_request *req, db_conn *conn, tk_response *
 {
 	(void)app;
 	char id[TK_UUID_LEN + 1];
-	if (path_lead_id(req, id, err) != TK_OK || tk_request_check_params(req, no_params, err) != TK_OK)
+	if (path_lead_id(req, id, err) != TK_OK ||
+	    tk_request_check_params(req, no_params, err) != TK_OK)
 		return TK_ERR;
 	const char *params[] = {req->tenant.id, id};
 	db_tx *tx = db_tx_new(req->arena, conn);
@@ -222,15 +227,15 @@ tk_status lead_delete(tk_app *app, tk_request *req, db_conn *conn, tk_response *
  * decimal.  Every status is listed, with zeros when it has no leads.
  */
 static const char stats_sql[] =
-	"SELECT json_build_object('totalLeads', coalesce(sum(s.cnt), 0)::bigint,"
-	" 'byStatus', json_object_agg(v.status, json_build_object("
-	"'count', coalesce(s.cnt, 0), 'avgDaysInStatus', coalesce(s.avg_days, 0))"
-	" ORDER BY v.ord))::text"
-	" FROM (VALUES ('NEW', 1), ('CONTACTED', 2), ('QUALIFIED', 3), ('PROPOSAL', 4),"
-	" ('WON', 5), ('LOST', 6)) AS v(status, ord)"
-	" LEFT JOIN (SELECT status, count(*) AS cnt,"
-	" round((avg(extract(epoch FROM now() - status_changed_at)) / 86400)::numeric, 1)"
-	" AS avg_days FROM leads WHERE tenant_id = $1 GROUP BY status) s ON s.status = v.status";
+    "SELECT json_build_object('totalLeads', coalesce(sum(s.cnt), 0)::bigint,"
+    " 'byStatus', json_object_agg(v.status, json_build_object("
+    "'count', coalesce(s.cnt, 0), 'avgDaysInStatus', coalesce(s.avg_days, 0))"
+    " ORDER BY v.ord))::text"
+    " FROM (VALUES ('NEW', 1), ('CONTACTED', 2), ('QUALIFIED', 3), ('PROPOSAL', 4),"
+    " ('WON', 5), ('LOST', 6)) AS v(status, ord)"
+    " LEFT JOIN (SELECT status, count(*) AS cnt,"
+    " round((avg(extract(epoch FROM now() - status_changed_at)) / 86400)::numeric, 1)"
+    " AS avg_days FROM leads WHERE tenant_id = $1 GROUP BY status) s ON s.status = v.status";
 
 tk_status lead_stats(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err)
 {

@@ -15,10 +15,11 @@
 #include "util/error.h"
 
 #define LEAD_FIELD_COUNT 15
-#define LEAD_FIELDS_ALL ((1u << LEAD_FIELD_COUNT) - 1)
+#define LEAD_FIELDS_ALL  ((1u << LEAD_FIELD_COUNT) - 1)
 
 /* UTC ISO 8601 with microseconds and "Z", the API's one timestamp format. */
-#define LEAD_SQL_TIMESTAMP(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#define LEAD_SQL_TIMESTAMP(col)                                                                    \
+	"to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
 /* Appends json_build_object(...) for the fields in mask. */
 void lead_fields_json_sql(tk_buf *sql, unsigned mask);

@@ -10,24 +10,24 @@
 #include "util/validate.h"
 
 typedef struct input_rule {
-	const char *name;   /* JSON key */
-	size_t max_chars;   /* for strings; 0: not a plain string */
-	bool nullable;      /* may be null (clears the column on PATCH) */
+	const char *name; /* JSON key */
+	size_t max_chars; /* for strings; 0: not a plain string */
+	bool nullable;    /* may be null (clears the column on PATCH) */
 } input_rule;
 
 static const input_rule rules[LEAD_IN_COUNT] = {
-	[LEAD_IN_NAME] = {"name", LEAD_NAME_MAX, false},
-	[LEAD_IN_EMAIL] = {"email", LEAD_EMAIL_MAX, true},
-	[LEAD_IN_PHONE] = {"phone", LEAD_PHONE_MAX, true},
-	[LEAD_IN_COMPANY] = {"company", LEAD_COMPANY_MAX, true},
-	[LEAD_IN_STATUS] = {"status", 0, false},
-	[LEAD_IN_SOURCE] = {"source", LEAD_SOURCE_MAX, true},
-	[LEAD_IN_CUSTOM_FIELDS] = {"customFields", 0, false},
-	[LEAD_IN_ASSIGNED_TO] = {"assignedTo", 0, true},
+    [LEAD_IN_NAME] = {"name", LEAD_NAME_MAX, false},
+    [LEAD_IN_EMAIL] = {"email", LEAD_EMAIL_MAX, true},
+    [LEAD_IN_PHONE] = {"phone", LEAD_PHONE_MAX, true},
+    [LEAD_IN_COMPANY] = {"company", LEAD_COMPANY_MAX, true},
+    [LEAD_IN_STATUS] = {"status", 0, false},
+    [LEAD_IN_SOURCE] = {"source", LEAD_SOURCE_MAX, true},
+    [LEAD_IN_CUSTOM_FIELDS] = {"customFields", 0, false},
+    [LEAD_IN_ASSIGNED_TO] = {"assignedTo", 0, true},
 };
 
 const char *const lead_input_columns[LEAD_IN_COUNT] = {
-	"name", "email", "phone", "company", "status", "source", "custom_fields", "assigned_to",
+    "name", "email", "phone", "company", "status", "source", "custom_fields", "assigned_to",
 };
 
 static const char *const statuses[] = {"NEW", "CONTACTED", "QUALIFIED", "PROPOSAL", "WON", "LOST"};
@@ -68,7 +68,7 @@ static tk_status check_value(tk_arena *arena, int idx, json_t *v, lead_input *ou
 		tk_status st = TK_OK;
 		if (n > LEAD_CUSTOM_FIELDS_MAX_BYTES)
 			st = tk_error_invalid(err, r->name, "customFields must be at most %d bytes",
-					      LEAD_CUSTOM_FIELDS_MAX_BYTES);
+			                      LEAD_CUSTOM_FIELDS_MAX_BYTES);
 		else
 			out->value[idx] = tk_arena_strndup(arena, text, n);
 		free(text);
@@ -82,8 +82,8 @@ static tk_status check_value(tk_arena *arena, int idx, json_t *v, lead_input *ou
 	case LEAD_IN_STATUS:
 		if (!lead_status_is_valid(s))
 			return tk_error_invalid(
-				err, r->name,
-				"status must be one of NEW, CONTACTED, QUALIFIED, PROPOSAL, WON, LOST");
+			    err, r->name,
+			    "status must be one of NEW, CONTACTED, QUALIFIED, PROPOSAL, WON, LOST");
 		break;
 	case LEAD_IN_ASSIGNED_TO: {
 		char uuid[TK_UUID_LEN + 1];
@@ -98,7 +98,7 @@ static tk_status check_value(tk_arena *arena, int idx, json_t *v, lead_input *ou
 			return tk_error_invalid(err, r->name, "name must not be empty");
 		if (chars > r->max_chars)
 			return tk_error_invalid(err, r->name, "%s must be at most %zu characters",
-						r->name, r->max_chars);
+			                        r->name, r->max_chars);
 		if (idx == LEAD_IN_EMAIL && !tk_is_email(s, len))
 			return tk_error_invalid(err, r->name, "email is not a valid address");
 	}
@@ -108,7 +108,7 @@ static tk_status check_value(tk_arena *arena, int idx, json_t *v, lead_input *ou
 }
 
 tk_status lead_input_parse(tk_arena *arena, const char *body, size_t len, bool for_update,
-			   lead_input *out, tk_error *err)
+                           lead_input *out, tk_error *err)
 {
 	memset(out, 0, sizeof *out);
 	if (len == 0)
@@ -117,8 +117,8 @@ tk_status lead_input_parse(tk_arena *arena, const char *body, size_t len, bool f
 	json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL)
 		return tk_error_set(err, 400, "invalid_json", NULL,
-				    "the body is not valid JSON (line %d, column %d)", jerr.line,
-				    jerr.column);
+		                    "the body is not valid JSON (line %d, column %d)", jerr.line,
+		                    jerr.column);
 	tk_status st = TK_OK;
 	if (!json_is_object(root)) {
 		st = tk_error_set(err, 400, "invalid_json", NULL, "the body must be a JSON object");
@@ -131,7 +131,7 @@ tk_status lead_input_parse(tk_arena *arena, const char *body, size_t len, bool f
 		int idx = rule_index(key);
 		if (idx < 0) {
 			st = tk_error_set(err, 400, "unknown_field", key,
-					  "this field cannot be set");
+			                  "this field cannot be set");
 			goto cleanup;
 		}
 		st = check_value(arena, idx, value, out, err);
@@ -148,7 +148,7 @@ tk_status lead_input_parse(tk_arena *arena, const char *body, size_t len, bool f
 			any = any || out->present[i];
 		if (!any)
 			st = tk_error_set(err, 400, "validation_error", NULL,
-					  "the body must contain at least one field to change");
+			                  "the body must contain at least one field to change");
 	}
 cleanup:
 	json_decref(root);

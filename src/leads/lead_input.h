@@ -17,11 +17,11 @@
 #include "util/arena.h"
 #include "util/error.h"
 
-#define LEAD_NAME_MAX 255
-#define LEAD_EMAIL_MAX 255
-#define LEAD_PHONE_MAX 50
-#define LEAD_COMPANY_MAX 255
-#define LEAD_SOURCE_MAX 100
+#define LEAD_NAME_MAX                255
+#define LEAD_EMAIL_MAX               255
+#define LEAD_PHONE_MAX               50
+#define LEAD_COMPANY_MAX             255
+#define LEAD_SOURCE_MAX              100
 #define LEAD_CUSTOM_FIELDS_MAX_BYTES (16 * 1024)
 
 typedef enum lead_input_field {
@@ -50,7 +50,7 @@ extern const char *const lead_input_columns[LEAD_IN_COUNT];
  * optional, at least one required, null clears optional fields).
  */
 tk_status lead_input_parse(tk_arena *arena, const char *body, size_t len, bool for_update,
-			   lead_input *out, tk_error *err) TK_MUST_CHECK;
+                           lead_input *out, tk_error *err) TK_MUST_CHECK;
 
 /* Whether s is one of NEW, CONTACTED, QUALIFIED, PROPOSAL, WON, LOST. */
 bool lead_status_is_valid(const char *s);

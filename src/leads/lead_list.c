@@ -27,34 +27,32 @@
 #include "util/validate.h"
 
 #define LIST_LIMIT_DEFAULT 20
-#define LIST_LIMIT_MAX 100
-#define LIST_PAGE_MAX 100000
-#define LIST_TOTAL_CAP 10000
-#define LIST_Q_MAX_CHARS 255
+#define LIST_LIMIT_MAX     100
+#define LIST_PAGE_MAX      100000
+#define LIST_TOTAL_CAP     10000
+#define LIST_Q_MAX_CHARS   255
 
 static const char *const list_params[] = {
-	"status", "source", "assignedTo", "email", "q", "createdAfter", "createdBefore",
-	"priority", "sort", "fields", "page", "limit", "cursor", NULL,
+    "status",   "source", "assignedTo", "email", "q",     "createdAfter", "createdBefore",
+    "priority", "sort",   "fields",     "page",  "limit", "cursor",       NULL,
 };
 
 typedef struct sort_sql {
 	const char *key_expr; /* the cursor key as text */
 	const char *order;
-	const char *after;    /* keyset predicate; %d = key param, %d = id param */
+	const char *after; /* keyset predicate; %d = key param, %d = id param */
 } sort_sql;
 
 static const sort_sql sorts[] = {
-	[LEAD_SORT_CREATED_ASC] = {LEAD_SQL_TIMESTAMP("l.created_at"), "l.created_at, l.id",
-				   "(l.created_at, l.id) > ($%d::timestamptz, $%d::uuid)"},
-	[LEAD_SORT_CREATED_DESC] = {LEAD_SQL_TIMESTAMP("l.created_at"),
-				    "l.created_at DESC, l.id DESC",
-				    "(l.created_at, l.id) < ($%d::timestamptz, $%d::uuid)"},
-	[LEAD_SORT_UPDATED_ASC] = {LEAD_SQL_TIMESTAMP("l.updated_at"), "l.updated_at, l.id",
-				   "(l.updated_at, l.id) > ($%d::timestamptz, $%d::uuid)"},
-	[LEAD_SORT_UPDATED_DESC] = {LEAD_SQL_TIMESTAMP("l.updated_at"),
-				    "l.updated_at DESC, l.id DESC",
-				    "(l.updated_at, l.id) < ($%d::timestamptz, $%d::uuid)"},
-	[LEAD_SORT_NAME_ASC] = {"l.name", "l.name, l.id", "(l.name, l.id) > ($%d, $%d::uuid)"},
+    [LEAD_SORT_CREATED_ASC] = {LEAD_SQL_TIMESTAMP("l.created_at"), "l.created_at, l.id",
+                               "(l.created_at, l.id) > ($%d::timestamptz, $%d::uuid)"},
+    [LEAD_SORT_CREATED_DESC] = {LEAD_SQL_TIMESTAMP("l.created_at"), "l.created_at DESC, l.id DESC",
+                                "(l.created_at, l.id) < ($%d::timestamptz, $%d::uuid)"},
+    [LEAD_SORT_UPDATED_ASC] = {LEAD_SQL_TIMESTAMP("l.updated_at"), "l.updated_at, l.id",
+                               "(l.updated_at, l.id) > ($%d::timestamptz, $%d::uuid)"},
+    [LEAD_SORT_UPDATED_DESC] = {LEAD_SQL_TIMESTAMP("l.updated_at"), "l.updated_at DESC, l.id DESC",
+                                "(l.updated_at, l.id) < ($%d::timestamptz, $%d::uuid)"},
+    [LEAD_SORT_NAME_ASC] = {"l.name", "l.name, l.id", "(l.name, l.id) > ($%d, $%d::uuid)"},
 };
 
 typedef struct list_query {
@@ -108,8 +106,8 @@ static tk_status filter_status(tk_request *req, list_query *lq, const char *v, t
 		tk_buf_printf(&lq->where, " AND l.status = ANY($%d::text[])", n);
 	} else {
 		bad_param(err, "status",
-			  "status must be one or more of NEW, CONTACTED, QUALIFIED, PROPOSAL, WON, "
-			  "LOST, separated by commas");
+		          "status must be one or more of NEW, CONTACTED, QUALIFIED, PROPOSAL, WON, "
+		          "LOST, separated by commas");
 	}
 	tk_buf_free(&arr);
 	return st;
@@ -158,34 +156,34 @@ static tk_status build_filters(tk_request *req, list_query *lq, tk_error *err)
 			return bad_param(err, "q", "q must be 1 to 255 characters");
 		int n = add_param(lq, like_pattern(req->arena, p->value));
 		tk_buf_printf(&lq->where,
-			      " AND (l.name ILIKE $%d OR l.email ILIKE $%d OR l.company ILIKE $%d)",
-			      n, n, n);
+		              " AND (l.name ILIKE $%d OR l.email ILIKE $%d OR l.company ILIKE $%d)",
+		              n, n, n);
 	}
 	if ((p = tk_request_param(req, "createdAfter"))) {
 		if (!tk_is_timestamp(p->value, p->value_len))
 			return bad_param(err, "createdAfter",
-					 "createdAfter must be an ISO 8601 date or date-time");
+			                 "createdAfter must be an ISO 8601 date or date-time");
 		tk_buf_printf(&lq->where, " AND l.created_at >= $%d::timestamptz",
-			      add_param(lq, p->value));
+		              add_param(lq, p->value));
 	}
 	if ((p = tk_request_param(req, "createdBefore"))) {
 		if (!tk_is_timestamp(p->value, p->value_len))
 			return bad_param(err, "createdBefore",
-					 "createdBefore must be an ISO 8601 date or date-time");
+			                 "createdBefore must be an ISO 8601 date or date-time");
 		tk_buf_printf(&lq->where, " AND l.created_at < $%d::timestamptz",
-			      add_param(lq, p->value));
+		              add_param(lq, p->value));
 	}
 	if ((p = tk_request_param(req, "priority"))) {
 		if (p->value_len == 0 || tk_utf8_length(p->value, p->value_len) > 100)
 			return bad_param(err, "priority", "priority must be 1 to 100 characters");
 		tk_buf_printf(&lq->where, " AND l.custom_fields ->> 'priority' = $%d",
-			      add_param(lq, p->value));
+		              add_param(lq, p->value));
 	}
 	return TK_OK;
 }
 
 static tk_status parse_int_param(tk_request *req, const char *name, long min, long max, long def,
-				 long *out, tk_error *err)
+                                 long *out, tk_error *err)
 {
 	const tk_query_param *p = tk_request_param(req, name);
 	*out = def;
@@ -193,12 +191,12 @@ static tk_status parse_int_param(tk_request *req, const char *name, long min, lo
 		return TK_OK;
 	if (!tk_parse_int(p->value, min, max, out))
 		return tk_error_set(err, 400, "invalid_parameter", name,
-				    "%s must be an integer from %ld to %ld", name, min, max);
+		                    "%s must be an integer from %ld to %ld", name, min, max);
 	return TK_OK;
 }
 
 static tk_status run_single_json(tk_request *req, db_conn *conn, const char *sql, list_query *lq,
-				 tk_response *res, tk_error *err)
+                                 tk_response *res, tk_error *err)
 {
 	db_tx *tx = db_tx_new(req->arena, conn);
 	db_tx_set_tenant(tx, req->tenant.id);
@@ -213,8 +211,8 @@ static tk_status run_single_json(tk_request *req, db_conn *conn, const char *sql
 }
 
 static tk_status list_by_page(tk_request *req, db_conn *conn, list_query *lq, const char *json,
-			      lead_sort sort, long page, long limit, tk_response *res,
-			      tk_error *err)
+                              lead_sort sort, long page, long limit, tk_response *res,
+                              tk_error *err)
 {
 	char limit_text[16], offset_text[24], page_text[16];
 	snprintf(limit_text, sizeof limit_text, "%ld", limit);
@@ -224,33 +222,33 @@ static tk_status list_by_page(tk_request *req, db_conn *conn, list_query *lq, co
 	int po = add_param(lq, offset_text);
 	int pp = add_param(lq, page_text);
 	const char *sql = tk_arena_printf(
-		req->arena,
-		"SELECT json_build_object("
-		"'data', (SELECT coalesce(json_agg(p.j), '[]') FROM (SELECT %s AS j FROM leads l"
-		" WHERE l.tenant_id = $1%s ORDER BY %s LIMIT $%d::int OFFSET $%d::bigint) p),"
-		" 'pagination', json_build_object('page', $%d::int, 'limit', $%d::int,"
-		" 'total', least(c.n, %d), 'pages', ceil(least(c.n, %d) / $%d::numeric)::int,"
-		" 'totalExact', c.n <= %d))::text"
-		" FROM (SELECT count(*) AS n FROM (SELECT 1 FROM leads l WHERE l.tenant_id = $1%s"
-		" LIMIT %d) capped) c",
-		json, lq->where.data, sorts[sort].order, pl, po, pp, pl, LIST_TOTAL_CAP,
-		LIST_TOTAL_CAP, pl, LIST_TOTAL_CAP, lq->where.data, LIST_TOTAL_CAP + 1);
+	    req->arena,
+	    "SELECT json_build_object("
+	    "'data', (SELECT coalesce(json_agg(p.j), '[]') FROM (SELECT %s AS j FROM leads l"
+	    " WHERE l.tenant_id = $1%s ORDER BY %s LIMIT $%d::int OFFSET $%d::bigint) p),"
+	    " 'pagination', json_build_object('page', $%d::int, 'limit', $%d::int,"
+	    " 'total', least(c.n, %d), 'pages', ceil(least(c.n, %d) / $%d::numeric)::int,"
+	    " 'totalExact', c.n <= %d))::text"
+	    " FROM (SELECT count(*) AS n FROM (SELECT 1 FROM leads l WHERE l.tenant_id = $1%s"
+	    " LIMIT %d) capped) c",
+	    json, lq->where.data, sorts[sort].order, pl, po, pp, pl, LIST_TOTAL_CAP, LIST_TOTAL_CAP,
+	    pl, LIST_TOTAL_CAP, lq->where.data, LIST_TOTAL_CAP + 1);
 	return run_single_json(req, conn, sql, lq, res, err);
 }
 
 static tk_status list_by_cursor(tk_request *req, db_conn *conn, list_query *lq, const char *json,
-				lead_sort sort, const tk_query_param *cursor, long limit,
-				tk_response *res, tk_error *err)
+                                lead_sort sort, const tk_query_param *cursor, long limit,
+                                tk_response *res, tk_error *err)
 {
 	if (cursor->value_len > 0) {
 		lead_cursor c;
 		if (lead_cursor_decode(cursor->value, cursor->value_len, &c) != TK_OK)
 			return tk_error_set(err, 400, "invalid_cursor", "cursor",
-					    "cursor is not a cursor this API returned");
+			                    "cursor is not a cursor this API returned");
 		if (c.sort != sort)
 			return tk_error_set(err, 400, "invalid_cursor", "cursor",
-					    "cursor belongs to sort=%s; pass the same sort",
-					    lead_sort_name(c.sort));
+			                    "cursor belongs to sort=%s; pass the same sort",
+			                    lead_sort_name(c.sort));
 		int pk = add_param(lq, tk_arena_strdup(req->arena, c.key));
 		int pi = add_param(lq, tk_arena_strdup(req->arena, c.id));
 		tk_buf_puts(&lq->where, " AND ");
@@ -260,15 +258,16 @@ static tk_status list_by_cursor(tk_request *req, db_conn *conn, list_query *lq, 
 	snprintf(limit_text, sizeof limit_text, "%ld", limit);
 	int pl = add_param(lq, limit_text);
 	const char *sql = tk_arena_printf(
-		req->arena,
-		"SELECT coalesce(json_agg(p.j ORDER BY p.rn) FILTER (WHERE p.rn <= $%d::int), '[]')::text,"
-		" max(p.k) FILTER (WHERE p.rn = $%d::int),"
-		" max(p.id::text) FILTER (WHERE p.rn = $%d::int),"
-		" count(*) > $%d::int"
-		" FROM (SELECT %s AS j, %s AS k, l.id, row_number() OVER (ORDER BY %s) AS rn"
-		" FROM leads l WHERE l.tenant_id = $1%s ORDER BY %s LIMIT $%d::int + 1) p",
-		pl, pl, pl, pl, json, sorts[sort].key_expr, sorts[sort].order, lq->where.data,
-		sorts[sort].order, pl);
+	    req->arena,
+	    "SELECT coalesce(json_agg(p.j ORDER BY p.rn) FILTER (WHERE p.rn <= $%d::int), "
+	    "'[]')::text,"
+	    " max(p.k) FILTER (WHERE p.rn = $%d::int),"
+	    " max(p.id::text) FILTER (WHERE p.rn = $%d::int),"
+	    " count(*) > $%d::int"
+	    " FROM (SELECT %s AS j, %s AS k, l.id, row_number() OVER (ORDER BY %s) AS rn"
+	    " FROM leads l WHERE l.tenant_id = $1%s ORDER BY %s LIMIT $%d::int + 1) p",
+	    pl, pl, pl, pl, json, sorts[sort].key_expr, sorts[sort].order, lq->where.data,
+	    sorts[sort].order, pl);
 
 	db_tx *tx = db_tx_new(req->arena, conn);
 	db_tx_set_tenant(tx, req->tenant.id);
@@ -282,7 +281,7 @@ static tk_status list_by_cursor(tk_request *req, db_conn *conn, list_query *lq, 
 		tk_buf_puts(&body, ",\"nextCursor\":");
 		if (strcmp(PQgetvalue(r, 0, 3), "t") == 0 && !PQgetisnull(r, 0, 1)) {
 			const char *next = lead_cursor_encode(req->arena, sort, PQgetvalue(r, 0, 1),
-							      PQgetvalue(r, 0, 2));
+			                                      PQgetvalue(r, 0, 2));
 			tk_buf_json_string(&body, next, strlen(next));
 		} else {
 			tk_buf_puts(&body, "null");
@@ -311,14 +310,17 @@ tk_status lead_list(tk_app *app, tk_request *req, db_conn *conn, tk_response *re
 	add_param(&lq, req->tenant.id);
 	if (tk_request_check_params(req, list_params, err) != TK_OK ||
 	    build_filters(req, &lq, err) != TK_OK ||
-	    parse_int_param(req, "limit", 1, LIST_LIMIT_MAX, LIST_LIMIT_DEFAULT, &limit, err) != TK_OK ||
+	    parse_int_param(req, "limit", 1, LIST_LIMIT_MAX, LIST_LIMIT_DEFAULT, &limit, err) !=
+	        TK_OK ||
 	    parse_int_param(req, "page", 1, LIST_PAGE_MAX, 1, &page, err) != TK_OK)
 		goto cleanup;
 	if ((p = tk_request_param(req, "sort")) && lead_sort_parse(p->value, &sort) != TK_OK) {
-		bad_param(err, "sort", "sort must be createdAt, -createdAt, updatedAt, -updatedAt or name");
+		bad_param(err, "sort",
+		          "sort must be createdAt, -createdAt, updatedAt, -updatedAt or name");
 		goto cleanup;
 	}
-	if ((p = tk_request_param(req, "fields")) && lead_fields_parse(p->value, &mask, err) != TK_OK)
+	if ((p = tk_request_param(req, "fields")) &&
+	    lead_fields_parse(p->value, &mask, err) != TK_OK)
 		goto cleanup;
 	if (cursor && tk_request_param(req, "page")) {
 		bad_param(err, "page", "use either page or cursor, not both");

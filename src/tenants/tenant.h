@@ -26,7 +26,7 @@ typedef struct tenant_created {
  * that many demo leads.  Errors are logged with a clear reason.
  */
 tk_status tenant_create(PGconn *owner, const char *name, const char *plan, int sample_leads,
-			tenant_created *out) TK_MUST_CHECK;
+                        tenant_created *out) TK_MUST_CHECK;
 /* Prints every tenant, one per line, to out. */
 tk_status tenant_list(PGconn *owner, FILE *out) TK_MUST_CHECK;
 /* Whether any tenant exists (for the first-run demo). */

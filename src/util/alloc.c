@@ -12,7 +12,8 @@ static void tk_oom(size_t size) __attribute__((noreturn));
 
 static void tk_oom(size_t size)
 {
-	fprintf(stderr, "{\"level\":\"fatal\",\"msg\":\"out of memory allocating %zu bytes\"}\n", size);
+	fprintf(stderr, "{\"level\":\"fatal\",\"msg\":\"out of memory allocating %zu bytes\"}\n",
+	        size);
 	abort();
 }
 

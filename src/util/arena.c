@@ -15,7 +15,7 @@
 #include "util/alloc.h"
 
 #define ARENA_CHUNK_SIZE 8192
-#define ARENA_ALIGN 16
+#define ARENA_ALIGN      16
 
 typedef struct arena_chunk {
 	struct arena_chunk *next;

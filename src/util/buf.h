@@ -18,7 +18,10 @@ typedef struct tk_buf {
 	size_t cap;
 } tk_buf;
 
-#define TK_BUF_INIT {NULL, 0, 0}
+#define TK_BUF_INIT                                                                                \
+	{                                                                                          \
+		NULL, 0, 0                                                                         \
+	}
 
 void tk_buf_reserve(tk_buf *b, size_t extra);
 void tk_buf_append(tk_buf *b, const void *data, size_t len);

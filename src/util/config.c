@@ -24,55 +24,57 @@ typedef struct cfg_option {
 } cfg_option;
 
 #define OFF(field) offsetof(tk_config, field)
-#define S TK_CFG_SERVE
-#define D TK_CFG_DB
+#define S          TK_CFG_SERVE
+#define D          TK_CFG_DB
 
 static const cfg_option options[] = {
-	{"bind", "TEKUP_BIND", CFG_STR, S, 0, 0, "127.0.0.1", OFF(bind_address), "address to listen on"},
-	{"port", "TEKUP_PORT", CFG_INT, S, 1, 65535, "8080", OFF(port), "TCP port to listen on"},
-	{"threads", "TEKUP_THREADS", CFG_INT, S, 1, 256, "8", OFF(threads), "HTTP worker threads"},
-	{"pool-size", "TEKUP_POOL_SIZE", CFG_INT, S, 1, 512, "8", OFF(pool_size),
-	 "PostgreSQL connections in the request pool"},
-	{"pool-timeout-ms", "TEKUP_POOL_TIMEOUT_MS", CFG_INT, S, 1, 600000, "5000",
-	 OFF(pool_acquire_timeout_ms), "wait for a free connection before 503 pool_timeout"},
-	{"statement-timeout-ms", "TEKUP_STATEMENT_TIMEOUT_MS", CFG_INT, S, 1, 3600000, "5000",
-	 OFF(statement_timeout_ms), "per-request statement_timeout"},
-	{"key-cache-ttl-ms", "TEKUP_KEY_CACHE_TTL_MS", CFG_INT, S, 0, 5000, "2000",
-	 OFF(key_cache_ttl_ms), "how long a resolved API key is trusted (<= 5000)"},
-	{"max-connections", "TEKUP_MAX_CONNECTIONS", CFG_INT, S, 1, 100000, "1024",
-	 OFF(max_connections), "concurrent HTTP connections"},
-	{"max-connections-per-ip", "TEKUP_MAX_CONNECTIONS_PER_IP", CFG_INT, S, 0, 100000, "0",
-	 OFF(max_connections_per_ip), "concurrent HTTP connections per client IP (0: no limit)"},
-	{"connection-timeout-s", "TEKUP_CONNECTION_TIMEOUT_S", CFG_INT, S, 1, 3600, "30",
-	 OFF(connection_timeout_s), "close an idle HTTP connection after this long"},
-	{"shutdown-timeout-s", "TEKUP_SHUTDOWN_TIMEOUT_S", CFG_INT, S, 0, 600, "10",
-	 OFF(shutdown_timeout_s), "bound on finishing in-flight requests at shutdown"},
-	{"database-url", "DATABASE_URL", CFG_STR, S | D, 0, 0, NULL, OFF(database_url),
-	 "libpq URL for requests (default: embedded cluster)"},
-	{"database-admin-url", "DATABASE_ADMIN_URL", CFG_STR, S | D, 0, 0, NULL,
-	 OFF(database_admin_url), "libpq URL of the schema owner, for migrations"},
-	{"data-dir", "TEKUP_DATA_DIR", CFG_STR, S | D, 0, 0, "./var", OFF(data_dir),
-	 "where the embedded PostgreSQL cluster lives"},
-	{"migrate", "TEKUP_MIGRATE", CFG_BOOL, S, 0, 0, "true", OFF(migrate),
-	 "apply migrations on start (--no-migrate to skip)"},
-	{"pgbouncer", "TEKUP_PGBOUNCER", CFG_BOOL, S, 0, 0, "false", OFF(pgbouncer),
-	 "unnamed statements, for PgBouncer transaction pooling"},
-	{"demo", "TEKUP_DEMO", CFG_BOOL, S, 0, 0, "true", OFF(demo),
-	 "create a demo tenant on first run"},
-	{"log-level", "TEKUP_LOG_LEVEL", CFG_STR, S | D, 0, 0, "info", OFF(log_level),
-	 "debug, info, warn or error"},
+    {"bind", "TEKUP_BIND", CFG_STR, S, 0, 0, "127.0.0.1", OFF(bind_address),
+     "address to listen on"},
+    {"port", "TEKUP_PORT", CFG_INT, S, 1, 65535, "8080", OFF(port), "TCP port to listen on"},
+    {"threads", "TEKUP_THREADS", CFG_INT, S, 1, 256, "8", OFF(threads), "HTTP worker threads"},
+    {"pool-size", "TEKUP_POOL_SIZE", CFG_INT, S, 1, 512, "8", OFF(pool_size),
+     "PostgreSQL connections in the request pool"},
+    {"pool-timeout-ms", "TEKUP_POOL_TIMEOUT_MS", CFG_INT, S, 1, 600000, "5000",
+     OFF(pool_acquire_timeout_ms), "wait for a free connection before 503 pool_timeout"},
+    {"statement-timeout-ms", "TEKUP_STATEMENT_TIMEOUT_MS", CFG_INT, S, 1, 3600000, "5000",
+     OFF(statement_timeout_ms), "per-request statement_timeout"},
+    {"key-cache-ttl-ms", "TEKUP_KEY_CACHE_TTL_MS", CFG_INT, S, 0, 5000, "2000",
+     OFF(key_cache_ttl_ms), "how long a resolved API key is trusted (<= 5000)"},
+    {"max-connections", "TEKUP_MAX_CONNECTIONS", CFG_INT, S, 1, 100000, "1024",
+     OFF(max_connections), "concurrent HTTP connections"},
+    {"max-connections-per-ip", "TEKUP_MAX_CONNECTIONS_PER_IP", CFG_INT, S, 0, 100000, "0",
+     OFF(max_connections_per_ip), "concurrent HTTP connections per client IP (0: no limit)"},
+    {"connection-timeout-s", "TEKUP_CONNECTION_TIMEOUT_S", CFG_INT, S, 1, 3600, "30",
+     OFF(connection_timeout_s), "close an idle HTTP connection after this long"},
+    {"shutdown-timeout-s", "TEKUP_SHUTDOWN_TIMEOUT_S", CFG_INT, S, 0, 600, "10",
+     OFF(shutdown_timeout_s), "bound on finishing in-flight requests at shutdown"},
+    {"database-url", "DATABASE_URL", CFG_STR, S | D, 0, 0, NULL, OFF(database_url),
+     "libpq URL for requests (default: embedded cluster)"},
+    {"database-admin-url", "DATABASE_ADMIN_URL", CFG_STR, S | D, 0, 0, NULL,
+     OFF(database_admin_url), "libpq URL of the schema owner, for migrations"},
+    {"data-dir", "TEKUP_DATA_DIR", CFG_STR, S | D, 0, 0, "./var", OFF(data_dir),
+     "where the embedded PostgreSQL cluster lives"},
+    {"migrate", "TEKUP_MIGRATE", CFG_BOOL, S, 0, 0, "true", OFF(migrate),
+     "apply migrations on start (--no-migrate to skip)"},
+    {"pgbouncer", "TEKUP_PGBOUNCER", CFG_BOOL, S, 0, 0, "false", OFF(pgbouncer),
+     "unnamed statements, for PgBouncer transaction pooling"},
+    {"demo", "TEKUP_DEMO", CFG_BOOL, S, 0, 0, "true", OFF(demo),
+     "create a demo tenant on first run"},
+    {"log-level", "TEKUP_LOG_LEVEL", CFG_STR, S | D, 0, 0, "info", OFF(log_level),
+     "debug, info, warn or error"},
 };
 
 static tk_status cfg_set(tk_config *cfg, const cfg_option *o, const char *value, char *err,
-			 size_t errlen)
+                         size_t errlen)
 {
 	char *base = (char *)cfg;
 	switch (o->type) {
 	case CFG_INT: {
 		long v;
 		if (!tk_parse_int(value, o->min, o->max, &v)) {
-			snprintf(err, errlen, "--%s (%s): expected an integer from %ld to %ld, got '%s'",
-				 o->flag, o->env, o->min, o->max, value);
+			snprintf(err, errlen,
+			         "--%s (%s): expected an integer from %ld to %ld, got '%s'",
+			         o->flag, o->env, o->min, o->max, value);
 			return TK_ERR;
 		}
 		*(long *)(base + o->offset) = v;
@@ -84,11 +86,11 @@ static tk_status cfg_set(tk_config *cfg, const cfg_option *o, const char *value,
 		    !strcmp(value, "on"))
 			v = true;
 		else if (!strcmp(value, "0") || !strcmp(value, "false") || !strcmp(value, "no") ||
-			 !strcmp(value, "off"))
+		         !strcmp(value, "off"))
 			v = false;
 		else {
-			snprintf(err, errlen, "--%s (%s): expected true or false, got '%s'", o->flag,
-				 o->env, value);
+			snprintf(err, errlen, "--%s (%s): expected true or false, got '%s'",
+			         o->flag, o->env, value);
 			return TK_ERR;
 		}
 		*(bool *)(base + o->offset) = v;
@@ -115,8 +117,10 @@ static const cfg_option *cfg_find(const char *flag, size_t len)
 static tk_status cfg_validate(tk_config *cfg, char *err, size_t errlen)
 {
 	const char *lv = cfg->log_level ? cfg->log_level : "";
-	if (strcmp(lv, "debug") && strcmp(lv, "info") && strcmp(lv, "warn") && strcmp(lv, "error")) {
-		snprintf(err, errlen, "--log-level: expected debug, info, warn or error, got '%s'", lv);
+	if (strcmp(lv, "debug") && strcmp(lv, "info") && strcmp(lv, "warn") &&
+	    strcmp(lv, "error")) {
+		snprintf(err, errlen, "--log-level: expected debug, info, warn or error, got '%s'",
+		         lv);
 		return TK_ERR;
 	}
 	if (cfg->bind_address == NULL) {
@@ -148,11 +152,12 @@ static tk_status cfg_validate(tk_config *cfg, char *err, size_t errlen)
 }
 
 tk_status tk_config_load(tk_config *cfg, int scope, int argc, char **argv, char **rest, int *nrest,
-			 char *err, size_t errlen)
+                         char *err, size_t errlen)
 {
 	memset(cfg, 0, sizeof *cfg);
 	for (size_t i = 0; i < TK_ARRAY_LEN(options); i++)
-		if (options[i].def && cfg_set(cfg, &options[i], options[i].def, err, errlen) != TK_OK)
+		if (options[i].def &&
+		    cfg_set(cfg, &options[i], options[i].def, err, errlen) != TK_OK)
 			return TK_ERR;
 	for (size_t i = 0; i < TK_ARRAY_LEN(options); i++) {
 		const char *v = getenv(options[i].env);
@@ -213,7 +218,7 @@ void tk_config_usage(FILE *out, int scope)
 			continue;
 		char flag[64];
 		snprintf(flag, sizeof flag, "--%s%s", o->flag,
-			 o->type == CFG_BOOL ? "" : (o->type == CFG_INT ? " N" : " VALUE"));
+		         o->type == CFG_BOOL ? "" : (o->type == CFG_INT ? " N" : " VALUE"));
 		fprintf(out, "  %-30s %s\n  %-30s env %s", flag, o->help, "", o->env);
 		if (o->def)
 			fprintf(out, ", default %s", o->def);

@@ -49,7 +49,7 @@ enum {
  * (size errlen) and returns TK_ERR.
  */
 tk_status tk_config_load(tk_config *cfg, int scope, int argc, char **argv, char **rest, int *nrest,
-			 char *err, size_t errlen) TK_MUST_CHECK;
+                         char *err, size_t errlen) TK_MUST_CHECK;
 void tk_config_usage(FILE *out, int scope);
 void tk_config_free(tk_config *cfg);
 

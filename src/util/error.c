@@ -8,10 +8,10 @@
 #include <string.h>
 
 static void error_fill(tk_error *e, int http_status, const char *code, const char *field,
-		       const char *fmt, va_list ap) TK_PRINTF(5, 0);
+                       const char *fmt, va_list ap) TK_PRINTF(5, 0);
 
 static void error_fill(tk_error *e, int http_status, const char *code, const char *field,
-		       const char *fmt, va_list ap)
+                       const char *fmt, va_list ap)
 {
 	e->http_status = http_status;
 	e->code = code;
@@ -23,7 +23,7 @@ static void error_fill(tk_error *e, int http_status, const char *code, const cha
 }
 
 tk_status tk_error_set(tk_error *e, int http_status, const char *code, const char *field,
-		       const char *fmt, ...)
+                       const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);

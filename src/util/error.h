@@ -12,20 +12,20 @@
 #include "util/status.h"
 
 #define TK_ERROR_MESSAGE_MAX 256
-#define TK_ERROR_FIELD_MAX 64
+#define TK_ERROR_FIELD_MAX   64
 
 typedef struct tk_error {
-	int http_status;     /* 0 while no error is set */
-	const char *code;    /* static string, e.g. "validation_error" */
+	int http_status;  /* 0 while no error is set */
+	const char *code; /* static string, e.g. "validation_error" */
 	char message[TK_ERROR_MESSAGE_MAX];
 	char field[TK_ERROR_FIELD_MAX];
-	int retry_after;     /* seconds for Retry-After, 0 for none */
-	const char *allow;   /* static Allow header value for 405 */
+	int retry_after;   /* seconds for Retry-After, 0 for none */
+	const char *allow; /* static Allow header value for 405 */
 } tk_error;
 
 /* Sets e and returns TK_ERR so callers can write: return tk_error_set(...). */
 tk_status tk_error_set(tk_error *e, int http_status, const char *code, const char *field,
-		       const char *fmt, ...) TK_PRINTF(5, 6);
+                       const char *fmt, ...) TK_PRINTF(5, 6);
 
 /* Convenience for the most common case: 400 validation_error on a field. */
 tk_status tk_error_invalid(tk_error *e, const char *field, const char *fmt, ...) TK_PRINTF(3, 4);

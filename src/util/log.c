@@ -64,7 +64,7 @@ static void log_field(tk_buf *b, const char *name, const char *value)
 		return;
 	}
 	size_t len = 0;
-	while (value[len] && len < 512)
+	while (len < 512 && value[len])
 		len++;
 	tk_buf_json_string(b, value, len);
 }

@@ -21,8 +21,8 @@ void tk_log_set_level(tk_log_level level);
 void tk_log(tk_log_level level, const char *fmt, ...) TK_PRINTF(2, 3);
 
 #define log_debug(...) tk_log(TK_LOG_DEBUG, __VA_ARGS__)
-#define log_info(...) tk_log(TK_LOG_INFO, __VA_ARGS__)
-#define log_warn(...) tk_log(TK_LOG_WARN, __VA_ARGS__)
+#define log_info(...)  tk_log(TK_LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  tk_log(TK_LOG_WARN, __VA_ARGS__)
 #define log_error(...) tk_log(TK_LOG_ERROR, __VA_ARGS__)
 
 typedef struct tk_request_log {

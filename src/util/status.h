@@ -14,10 +14,10 @@ typedef enum tk_status {
 	TK_ERR = -1,
 } tk_status;
 
-#define TK_MUST_CHECK __attribute__((warn_unused_result))
-#define TK_UNUSED __attribute__((unused))
+#define TK_MUST_CHECK        __attribute__((warn_unused_result))
+#define TK_UNUSED            __attribute__((unused))
 #define TK_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
-#define TK_NORETURN __attribute__((noreturn))
+#define TK_NORETURN          __attribute__((noreturn))
 
 #define TK_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -171,8 +171,9 @@ bool tk_is_timestamp(const char *s, size_t len)
 		return false;
 	if ((s[i] == 'Z' || s[i] == 'z') && i + 1 == len)
 		return true;
-	if ((s[i] == '+' || s[i] == '-') && len - i == 6 && digits(s + i + 1, 2) && s[i + 3] == ':' &&
-	    digits(s + i + 4, 2) && two_digit_in(s + i + 1, 0, 23) && two_digit_in(s + i + 4, 0, 59))
+	if ((s[i] == '+' || s[i] == '-') && len - i == 6 && digits(s + i + 1, 2) &&
+	    s[i + 3] == ':' && digits(s + i + 4, 2) && two_digit_in(s + i + 1, 0, 23) &&
+	    two_digit_in(s + i + 4, 0, 59))
 		return true;
 	return false;
 }
