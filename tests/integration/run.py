@@ -24,6 +24,27 @@ import harness  # noqa: E402
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
 
 
+def postgres_can_reach(path):
+    """As root the embedded cluster runs as 'postgres', which must be able to
+    traverse every parent of the data directory."""
+    if os.geteuid() != 0:
+        return True
+    import pwd
+    try:
+        pw = pwd.getpwnam("postgres")
+    except KeyError:
+        return True
+
+    def drop():
+        os.setgid(pw.pw_gid)
+        os.setuid(pw.pw_uid)
+
+    probe = path
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    return subprocess.run(["test", "-x", probe], preexec_fn=drop).returncode == 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", default="build/san/tekup")
@@ -32,6 +53,10 @@ def main():
     args = ap.parse_args()
 
     workdir = os.path.abspath(args.workdir)
+    if not postgres_can_reach(workdir):
+        # e.g. a checkout under /root: keep the test cluster in /tmp instead.
+        workdir = os.path.join("/tmp", "tekup-" + workdir.strip("/").replace("/", "-"))
+        print("note: the postgres user cannot reach the checkout; using " + workdir)
     ctx = harness.Context(args.binary, workdir)
     # A fresh cluster each run; stop one left over from an earlier run first.
     if os.path.isdir(ctx.data_dir):
