@@ -19,7 +19,7 @@ if ! make -s -j"$(nproc)" san >"$log.build" 2>&1; then
 else
   (make -s -j"$(nproc)" unit; echo "rc=$?" >"$log.unit") 2>&1 | tee -a "$log"
   grep -q "rc=0" "$log.unit" || failed_parts=$((failed_parts + 1))
-  (python3 tests/integration/run.py --binary build/san/tekup "$@"; echo "rc=$?" >"$log.int") 2>&1 | tee -a "$log"
+  (/usr/bin/python3 tests/integration/run.py --binary build/san/tekup "$@"; echo "rc=$?" >"$log.int") 2>&1 | tee -a "$log"
   grep -q "rc=0" "$log.int" || failed_parts=$((failed_parts + 1))
 fi
 rm -f "$log.build" "$log.unit" "$log.int"
