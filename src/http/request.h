@@ -44,6 +44,7 @@ typedef struct tk_request {
 	const char *path;
 	tk_buf body;
 	bool body_too_large;
+	size_t body_received; /* bytes of body seen, kept or not */
 	bool headers_too_large;
 	char request_id[TK_REQUEST_ID_MAX + 1];
 	struct timespec started;

@@ -12,6 +12,7 @@
 #include "http/server.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <sodium.h>
@@ -31,6 +32,9 @@
  * that our check (with a JSON answer) normally fires first. */
 #define SERVER_CONNECTION_MEMORY (64 * 1024)
 #define SERVER_LISTEN_BACKLOG    1024
+/* Bodies over the limit but under this are read and thrown away, so the
+ * client sees the 413 instead of a reset connection. */
+#define SERVER_DISCARD_MAX_BYTES (8 * 1024 * 1024)
 
 struct tk_server {
 	tk_app *app;
@@ -313,20 +317,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 		*con_cls = req;
 		atomic_fetch_add(&srv->in_flight, 1);
 		const char *cl = tk_request_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strlen(cl) > 7) /* >= 10,000,000 bytes, far above the limit */
+		long long declared = 0;
+		if (cl)
+			declared = strlen(cl) > 12 ? LLONG_MAX : atoll(cl);
+		if (declared > TK_BODY_MAX_BYTES) {
 			req->body_too_large = true;
-		else if (cl && atol(cl) > TK_BODY_MAX_BYTES)
-			req->body_too_large = true;
-		if (req->body_too_large) {
-			/* Answer before reading a body we would discard. */
-			tk_error err = {0};
-			tk_error_set(&err, 413, "payload_too_large", NULL,
-			             "the request body exceeds %d bytes", TK_BODY_MAX_BYTES);
-			return respond(srv, connection, req, &err);
+			/* A modest excess is read and discarded so that any client can
+			 * read the 413; a client waiting for 100-continue, or a huge
+			 * body, is answered at once and the connection closed. */
+			if (tk_request_header(req, "Expect") ||
+			    declared > SERVER_DISCARD_MAX_BYTES) {
+				tk_error err = {0};
+				tk_error_set(&err, 413, "payload_too_large", NULL,
+				             "the request body exceeds %d bytes",
+				             TK_BODY_MAX_BYTES);
+				return respond(srv, connection, req, &err);
+			}
 		}
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
+		req->body_received += *upload_data_size;
+		if (req->body_received > SERVER_DISCARD_MAX_BYTES && req->status == 0)
+			return MHD_NO; /* an endless (chunked) body: drop the connection */
 		if (!req->body_too_large) {
 			if (req->body.len + *upload_data_size > TK_BODY_MAX_BYTES) {
 				req->body_too_large = true;
