@@ -10,7 +10,7 @@ set -eu
 
 RUN_PKGS="gcc make libc6-dev libmicrohttpd-dev libjansson-dev libsodium-dev libpq-dev \
 postgresql-15 postgresql-client-15"
-TEST_PKGS="libcmocka-dev python3 python3-psycopg2 curl"
+TEST_PKGS="libcmocka-dev python3 python3-psycopg2 curl pgbouncer"
 
 case "${1:-run}" in
   run) want="$RUN_PKGS" ;;

@@ -21,6 +21,10 @@ else
   grep -q "rc=0" "$log.unit" || failed_parts=$((failed_parts + 1))
   (/usr/bin/python3 tests/integration/run.py --binary build/san/tekup "$@"; echo "rc=$?" >"$log.int") 2>&1 | tee -a "$log"
   grep -q "rc=0" "$log.int" || failed_parts=$((failed_parts + 1))
+  # The same suites again, with requests going through a real PgBouncer in
+  # transaction pooling mode (unnamed statements).
+  (/usr/bin/python3 tests/integration/run.py --binary build/san/tekup --workdir build/test-pgbouncer --pgbouncer "$@"; echo "rc=$?" >"$log.int") 2>&1 | tee -a "$log"
+  grep -q "rc=0" "$log.int" || failed_parts=$((failed_parts + 1))
 fi
 rm -f "$log.build" "$log.unit" "$log.int"
 

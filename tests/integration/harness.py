@@ -116,6 +116,51 @@ class Server:
         return self.proc.returncode
 
 
+class PgBouncer:
+    """A real PgBouncer in transaction pooling mode in front of the cluster."""
+
+    def __init__(self, ctx):
+        import pwd
+        self.port = free_port()
+        self.dir = os.path.join(ctx.workdir, "pgbouncer")
+        os.makedirs(self.dir, exist_ok=True)
+        ini = os.path.join(self.dir, "pgbouncer.ini")
+        with open(os.path.join(self.dir, "users.txt"), "w") as f:
+            f.write('"tekup_app" ""\n"tekup_owner" ""\n')
+        with open(ini, "w") as f:
+            f.write("[databases]\ntekup = host=%s dbname=tekup\n\n"
+                    "[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = %d\n"
+                    "unix_socket_dir =\nauth_type = trust\nauth_file = %s/users.txt\n"
+                    "pool_mode = transaction\nmax_client_conn = 500\ndefault_pool_size = 8\n"
+                    "server_reset_query =\nlogfile = %s/pgbouncer.log\n"
+                    "ignore_startup_parameters = extra_float_digits,options\n"
+                    % (ctx.socket_dir, self.port, self.dir, self.dir))
+        args = ["pgbouncer", ini]
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            for name in os.listdir(self.dir) + [""]:
+                os.chown(os.path.join(self.dir, name), pw.pw_uid, pw.pw_gid)
+            args = ["pgbouncer", "-u", "postgres", ini]
+        self.version = subprocess.run(["pgbouncer", "--version"], capture_output=True,
+                                      text=True).stdout.split("\n")[0]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("pgbouncer did not start")
+
+    def url(self, user):
+        return "postgresql://%s@127.0.0.1:%d/tekup" % (user, self.port)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
 class Context:
     def __init__(self, binary, workdir):
         self.binary = os.path.abspath(binary)

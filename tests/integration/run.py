@@ -50,6 +50,8 @@ def main():
     ap.add_argument("--binary", default="build/san/tekup")
     ap.add_argument("--workdir", default="build/test")
     ap.add_argument("--only", default=None)
+    ap.add_argument("--pgbouncer", action="store_true",
+                    help="serve through a real PgBouncer in transaction pooling mode")
     args = ap.parse_args()
 
     workdir = os.path.abspath(args.workdir)
@@ -66,11 +68,17 @@ def main():
     os.chmod(workdir, 0o755)
 
     runner = harness.Runner(ctx, args.only)
+    bouncer = None
     try:
         p = ctx.tekup("migrate", "--data-dir", ctx.data_dir)
         runner.record("setup.migrate", p.returncode == 0, p.stdout + p.stderr)
         if p.returncode != 0:
             raise SystemExit(1)
+        if args.pgbouncer:
+            bouncer = harness.PgBouncer(ctx)
+            ctx.env["DATABASE_URL"] = bouncer.url("tekup_app") + "?pgbouncer=true"
+            ctx.env["DATABASE_ADMIN_URL"] = "host=%s dbname=tekup user=tekup_owner" % ctx.socket_dir
+            print("note: requests go through PgBouncer %s (transaction pooling)" % bouncer.version)
         ctx.server = harness.Server(ctx)
         modules = sorted(os.path.basename(f)[:-3] for f in glob.glob(os.path.join(HERE, "test_*.py")))
         for m in modules:
@@ -86,8 +94,13 @@ def main():
     finally:
         if ctx.server and ctx.server.proc.poll() is None:
             ctx.server.stop()
+        if bouncer:
+            bouncer.stop()
+        ctx.env.pop("DATABASE_URL", None)
+        ctx.env.pop("DATABASE_ADMIN_URL", None)
         ctx.tekup("db", "stop", "--data-dir", ctx.data_dir)
-        print("integration: %d passed, %d failed" % (runner.passed, runner.failed))
+        label = "pgbouncer" if args.pgbouncer else "integration"
+        print("%s: %d passed, %d failed" % (label, runner.passed, runner.failed))
     sys.exit(0 if runner.failed == 0 else 1)
 
 
