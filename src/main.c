@@ -18,6 +18,7 @@ static const command commands[] = {
     {"migrate", cmd_migrate, "apply database migrations"},
     {"tenant", cmd_tenant, "create or list tenants"},
     {"db", cmd_db, "start, stop or inspect the embedded PostgreSQL cluster"},
+    {"sql", cmd_sql, "print the SQL an endpoint sends (for EXPLAIN and benchmarks)"},
 };
 
 static void usage(FILE *out)

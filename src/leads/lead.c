@@ -28,16 +28,36 @@ static tk_status lead_not_found(tk_error *err)
 }
 
 /* Returns "SELECT|RETURNING l.id, l.version, <full json>::text" tail in the arena. */
-static const char *lead_returning_sql(tk_request *req)
+static const char *lead_returning_sql(tk_arena *arena)
 {
 	tk_buf b = TK_BUF_INIT;
 	tk_buf_puts(&b, "l.id, l.version, ");
 	lead_fields_json_sql(&b, LEAD_FIELDS_ALL);
 	tk_buf_puts(&b, "::text");
-	const char *s = tk_arena_strdup(req->arena, b.data);
+	const char *s = tk_arena_strdup(arena, b.data);
 	tk_buf_free(&b);
 	return s;
 }
+
+const char *lead_sql_create(tk_arena *arena)
+{
+	return tk_arena_printf(
+	    arena,
+	    "INSERT INTO leads AS l (tenant_id, name, email, phone, company, status, source,"
+	    " custom_fields, assigned_to, created_by)"
+	    " VALUES ($1, $2, $3, $4, $5, COALESCE($6, 'NEW'), $7, COALESCE($8::jsonb, '{}'),"
+	    " $9::uuid, current_app_user_id())"
+	    " RETURNING %s",
+	    lead_returning_sql(arena));
+}
+
+const char *lead_sql_get(tk_arena *arena)
+{
+	return tk_arena_printf(arena, "SELECT %s FROM leads l WHERE l.tenant_id = $1 AND l.id = $2",
+	                       lead_returning_sql(arena));
+}
+
+const char lead_sql_delete[] = "DELETE FROM leads WHERE tenant_id = $1 AND id = $2";
 
 static void respond_lead(tk_request *req, tk_response *res, int status, PGresult *r)
 {
@@ -54,14 +74,7 @@ tk_status lead_create(tk_app *app, tk_request *req, db_conn *conn, tk_response *
 	if (tk_request_check_params(req, no_params, err) != TK_OK ||
 	    lead_input_parse(req->arena, req->body.data, req->body.len, false, &in, err) != TK_OK)
 		return TK_ERR;
-	const char *sql = tk_arena_printf(
-	    req->arena,
-	    "INSERT INTO leads AS l (tenant_id, name, email, phone, company, status, source,"
-	    " custom_fields, assigned_to, created_by)"
-	    " VALUES ($1, $2, $3, $4, $5, COALESCE($6, 'NEW'), $7, COALESCE($8::jsonb, '{}'),"
-	    " $9::uuid, current_app_user_id())"
-	    " RETURNING %s",
-	    lead_returning_sql(req));
+	const char *sql = lead_sql_create(req->arena);
 	const char *params[9] = {req->tenant.id};
 	for (int i = 0; i < LEAD_IN_COUNT; i++)
 		params[i + 1] = in.value[i];
@@ -86,9 +99,7 @@ tk_status lead_get(tk_app *app, tk_request *req, db_conn *conn, tk_response *res
 	if (path_lead_id(req, id, err) != TK_OK ||
 	    tk_request_check_params(req, no_params, err) != TK_OK)
 		return TK_ERR;
-	const char *sql = tk_arena_printf(
-	    req->arena, "SELECT %s FROM leads l WHERE l.tenant_id = $1 AND l.id = $2",
-	    lead_returning_sql(req));
+	const char *sql = lead_sql_get(req->arena);
 	const char *params[] = {req->tenant.id, id};
 	db_tx *tx = db_tx_new(req->arena, conn);
 	db_tx_set_tenant(tx, req->tenant.id);
@@ -173,7 +184,7 @@ tk_status lead_update(tk_app *app, tk_request *req, db_conn *conn, tk_response *
 		params[np++] = version_text;
 		tk_buf_printf(&sql, " AND l.version = $%d", np);
 	}
-	tk_buf_printf(&sql, " RETURNING %s", lead_returning_sql(req));
+	tk_buf_printf(&sql, " RETURNING %s", lead_returning_sql(req->arena));
 
 	db_tx *tx = db_tx_new(req->arena, conn);
 	db_tx_set_tenant(tx, req->tenant.id);
@@ -209,7 +220,7 @@ tk_status lead_delete(tk_app *app, tk_request *req, db_conn *conn, tk_response *
 	const char *params[] = {req->tenant.id, id};
 	db_tx *tx = db_tx_new(req->arena, conn);
 	db_tx_set_tenant(tx, req->tenant.id);
-	int q = db_tx_add(tx, "DELETE FROM leads WHERE tenant_id = $1 AND id = $2", 2, params);
+	int q = db_tx_add(tx, lead_sql_delete, 2, params);
 	tk_status st = db_tx_run(tx, err);
 	if (st == TK_OK) {
 		if (strcmp(PQcmdTuples(db_tx_result(tx, q)), "1") == 0)
@@ -226,7 +237,7 @@ tk_status lead_delete(tk_app *app, tk_request *req, db_conn *conn, tk_response *
  * since each entered it (status_changed_at, kept by a trigger), to one
  * decimal.  Every status is listed, with zeros when it has no leads.
  */
-static const char stats_sql[] =
+const char lead_sql_stats[] =
     "SELECT json_build_object('totalLeads', coalesce(sum(s.cnt), 0)::bigint,"
     " 'byStatus', json_object_agg(v.status, json_build_object("
     "'count', coalesce(s.cnt, 0), 'avgDaysInStatus', coalesce(s.avg_days, 0))"
@@ -245,7 +256,7 @@ tk_status lead_stats(tk_app *app, tk_request *req, db_conn *conn, tk_response *r
 	const char *params[] = {req->tenant.id};
 	db_tx *tx = db_tx_new(req->arena, conn);
 	db_tx_set_tenant(tx, req->tenant.id);
-	int q = db_tx_add(tx, stats_sql, 1, params);
+	int q = db_tx_add(tx, lead_sql_stats, 1, params);
 	tk_status st = db_tx_run(tx, err);
 	if (st == TK_OK) {
 		PGresult *r = db_tx_result(tx, q);

@@ -9,6 +9,30 @@
 #define TK_LEADS_LEAD_H
 
 #include "app.h"
+#include "db/tx.h"
+#include "leads/cursor.h"
+
+/* The statement GET /v1/leads runs, built from the request alone. */
+typedef struct lead_list_plan {
+	const char *sql; /* in the request arena */
+	const char *params[DB_TX_MAX_PARAMS];
+	int nparams;
+	bool by_cursor;
+	lead_sort sort;
+} lead_list_plan;
+
+/* Validates the list parameters and builds the statement ($1 = tenant). */
+tk_status lead_list_plan_build(tk_request *req, lead_list_plan *plan, tk_error *err) TK_MUST_CHECK;
+
+/*
+ * The SQL of the single-lead endpoints (in the arena): GET by
+ * ($1 tenant, $2 id); POST with ($1 tenant, $2..$9 name, email, phone, company,
+ * status, source, customFields, assignedTo); DELETE; stats ($1 tenant).
+ */
+const char *lead_sql_get(tk_arena *arena);
+const char *lead_sql_create(tk_arena *arena);
+extern const char lead_sql_delete[];
+extern const char lead_sql_stats[];
 
 tk_status lead_create(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err);
 tk_status lead_get(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err);

@@ -195,33 +195,16 @@ static tk_status parse_int_param(tk_request *req, const char *name, long min, lo
 	return TK_OK;
 }
 
-static tk_status run_single_json(tk_request *req, db_conn *conn, const char *sql, list_query *lq,
-                                 tk_response *res, tk_error *err)
+static void plan_page(tk_request *req, list_query *lq, const char *json, lead_sort sort, long page,
+                      long limit, lead_list_plan *plan)
 {
-	db_tx *tx = db_tx_new(req->arena, conn);
-	db_tx_set_tenant(tx, req->tenant.id);
-	int q = db_tx_add(tx, sql, lq->nparams, lq->params);
-	tk_status st = db_tx_run(tx, err);
-	if (st == TK_OK) {
-		PGresult *r = db_tx_result(tx, q);
-		tk_response_json(req, res, 200, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-	}
-	db_tx_clear(tx);
-	return st;
-}
-
-static tk_status list_by_page(tk_request *req, db_conn *conn, list_query *lq, const char *json,
-                              lead_sort sort, long page, long limit, tk_response *res,
-                              tk_error *err)
-{
-	char limit_text[16], offset_text[24], page_text[16];
-	snprintf(limit_text, sizeof limit_text, "%ld", limit);
-	snprintf(offset_text, sizeof offset_text, "%ld", (page - 1) * limit);
-	snprintf(page_text, sizeof page_text, "%ld", page);
+	char *limit_text = tk_arena_printf(req->arena, "%ld", limit);
+	char *offset_text = tk_arena_printf(req->arena, "%ld", (page - 1) * limit);
+	char *page_text = tk_arena_printf(req->arena, "%ld", page);
 	int pl = add_param(lq, limit_text);
 	int po = add_param(lq, offset_text);
 	int pp = add_param(lq, page_text);
-	const char *sql = tk_arena_printf(
+	plan->sql = tk_arena_printf(
 	    req->arena,
 	    "SELECT json_build_object("
 	    "'data', (SELECT coalesce(json_agg(p.j), '[]') FROM (SELECT %s AS j FROM leads l"
@@ -233,12 +216,11 @@ static tk_status list_by_page(tk_request *req, db_conn *conn, list_query *lq, co
 	    " LIMIT %d) capped) c",
 	    json, lq->where.data, sorts[sort].order, pl, po, pp, pl, LIST_TOTAL_CAP, LIST_TOTAL_CAP,
 	    pl, LIST_TOTAL_CAP, lq->where.data, LIST_TOTAL_CAP + 1);
-	return run_single_json(req, conn, sql, lq, res, err);
 }
 
-static tk_status list_by_cursor(tk_request *req, db_conn *conn, list_query *lq, const char *json,
-                                lead_sort sort, const tk_query_param *cursor, long limit,
-                                tk_response *res, tk_error *err)
+static tk_status plan_cursor(tk_request *req, list_query *lq, const char *json, lead_sort sort,
+                             const tk_query_param *cursor, long limit, lead_list_plan *plan,
+                             tk_error *err)
 {
 	if (cursor->value_len > 0) {
 		lead_cursor c;
@@ -254,10 +236,8 @@ static tk_status list_by_cursor(tk_request *req, db_conn *conn, list_query *lq, 
 		tk_buf_puts(&lq->where, " AND ");
 		tk_buf_printf(&lq->where, sorts[sort].after, pk, pi);
 	}
-	char limit_text[16];
-	snprintf(limit_text, sizeof limit_text, "%ld", limit);
-	int pl = add_param(lq, limit_text);
-	const char *sql = tk_arena_printf(
+	int pl = add_param(lq, tk_arena_printf(req->arena, "%ld", limit));
+	plan->sql = tk_arena_printf(
 	    req->arena,
 	    "SELECT coalesce(json_agg(p.j ORDER BY p.rn) FILTER (WHERE p.rn <= $%d::int), "
 	    "'[]')::text,"
@@ -268,44 +248,21 @@ static tk_status list_by_cursor(tk_request *req, db_conn *conn, list_query *lq, 
 	    " FROM leads l WHERE l.tenant_id = $1%s ORDER BY %s LIMIT $%d::int + 1) p",
 	    pl, pl, pl, pl, json, sorts[sort].key_expr, sorts[sort].order, lq->where.data,
 	    sorts[sort].order, pl);
-
-	db_tx *tx = db_tx_new(req->arena, conn);
-	db_tx_set_tenant(tx, req->tenant.id);
-	int q = db_tx_add(tx, sql, lq->nparams, lq->params);
-	tk_status st = db_tx_run(tx, err);
-	if (st == TK_OK) {
-		PGresult *r = db_tx_result(tx, q);
-		tk_buf body = TK_BUF_INIT;
-		tk_buf_puts(&body, "{\"data\":");
-		tk_buf_append(&body, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-		tk_buf_puts(&body, ",\"nextCursor\":");
-		if (strcmp(PQgetvalue(r, 0, 3), "t") == 0 && !PQgetisnull(r, 0, 1)) {
-			const char *next = lead_cursor_encode(req->arena, sort, PQgetvalue(r, 0, 1),
-			                                      PQgetvalue(r, 0, 2));
-			tk_buf_json_string(&body, next, strlen(next));
-		} else {
-			tk_buf_puts(&body, "null");
-		}
-		tk_buf_putc(&body, '}');
-		tk_response_json(req, res, 200, body.data, body.len);
-		tk_buf_free(&body);
-	}
-	db_tx_clear(tx);
-	return st;
+	return TK_OK;
 }
 
-tk_status lead_list(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err)
+tk_status lead_list_plan_build(tk_request *req, lead_list_plan *plan, tk_error *err)
 {
-	(void)app;
 	list_query lq = {.where = TK_BUF_INIT};
 	tk_status st = TK_ERR;
 	long limit, page;
-	lead_sort sort = LEAD_SORT_CREATED_DESC;
 	unsigned mask = LEAD_FIELDS_ALL;
 	tk_buf json = TK_BUF_INIT;
 	const tk_query_param *p;
 	const tk_query_param *cursor = tk_request_param(req, "cursor");
 
+	memset(plan, 0, sizeof *plan);
+	plan->sort = LEAD_SORT_CREATED_DESC;
 	tk_buf_puts(&lq.where, "");
 	add_param(&lq, req->tenant.id);
 	if (tk_request_check_params(req, list_params, err) != TK_OK ||
@@ -314,7 +271,8 @@ tk_status lead_list(tk_app *app, tk_request *req, db_conn *conn, tk_response *re
 	        TK_OK ||
 	    parse_int_param(req, "page", 1, LIST_PAGE_MAX, 1, &page, err) != TK_OK)
 		goto cleanup;
-	if ((p = tk_request_param(req, "sort")) && lead_sort_parse(p->value, &sort) != TK_OK) {
+	if ((p = tk_request_param(req, "sort")) &&
+	    lead_sort_parse(p->value, &plan->sort) != TK_OK) {
 		bad_param(err, "sort",
 		          "sort must be createdAt, -createdAt, updatedAt, -updatedAt or name");
 		goto cleanup;
@@ -327,12 +285,61 @@ tk_status lead_list(tk_app *app, tk_request *req, db_conn *conn, tk_response *re
 		goto cleanup;
 	}
 	lead_fields_json_sql(&json, mask);
-	if (cursor)
-		st = list_by_cursor(req, conn, &lq, json.data, sort, cursor, limit, res, err);
-	else
-		st = list_by_page(req, conn, &lq, json.data, sort, page, limit, res, err);
+	plan->by_cursor = cursor != NULL;
+	if (cursor) {
+		if (plan_cursor(req, &lq, json.data, plan->sort, cursor, limit, plan, err) != TK_OK)
+			goto cleanup;
+	} else {
+		plan_page(req, &lq, json.data, plan->sort, page, limit, plan);
+	}
+	memcpy(plan->params, lq.params, sizeof lq.params);
+	plan->nparams = lq.nparams;
+	st = TK_OK;
 cleanup:
 	tk_buf_free(&lq.where);
 	tk_buf_free(&json);
+	return st;
+}
+
+/* Cursor mode: the statement returns the page's JSON array, the last row's
+ * sort key and id, and whether more rows follow; the cursor is encoded here. */
+static void respond_cursor_page(tk_request *req, const lead_list_plan *plan, PGresult *r,
+                                tk_response *res)
+{
+	tk_buf body = TK_BUF_INIT;
+	tk_buf_puts(&body, "{\"data\":");
+	tk_buf_append(&body, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+	tk_buf_puts(&body, ",\"nextCursor\":");
+	if (strcmp(PQgetvalue(r, 0, 3), "t") == 0 && !PQgetisnull(r, 0, 1)) {
+		const char *next = lead_cursor_encode(req->arena, plan->sort, PQgetvalue(r, 0, 1),
+		                                      PQgetvalue(r, 0, 2));
+		tk_buf_json_string(&body, next, strlen(next));
+	} else {
+		tk_buf_puts(&body, "null");
+	}
+	tk_buf_putc(&body, '}');
+	tk_response_json(req, res, 200, body.data, body.len);
+	tk_buf_free(&body);
+}
+
+tk_status lead_list(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err)
+{
+	(void)app;
+	lead_list_plan plan;
+	if (lead_list_plan_build(req, &plan, err) != TK_OK)
+		return TK_ERR;
+	db_tx *tx = db_tx_new(req->arena, conn);
+	db_tx_set_tenant(tx, req->tenant.id);
+	int q = db_tx_add(tx, plan.sql, plan.nparams, plan.params);
+	tk_status st = db_tx_run(tx, err);
+	if (st == TK_OK) {
+		PGresult *r = db_tx_result(tx, q);
+		if (plan.by_cursor)
+			respond_cursor_page(req, &plan, r, res);
+		else
+			tk_response_json(req, res, 200, PQgetvalue(r, 0, 0),
+			                 (size_t)PQgetlength(r, 0, 0));
+	}
+	db_tx_clear(tx);
 	return st;
 }
