@@ -4,6 +4,7 @@
 #include "db/pool.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@ typedef struct stmt_entry {
 
 struct db_conn {
 	PGconn *pg;
+	bool broken;
 	int slot;
 	bool unnamed;
 	int statement_timeout_ms;
@@ -155,6 +157,26 @@ db_pool *db_pool_create(const db_pool_options *o)
 	return p;
 }
 
+/*
+ * An idle connection has nothing to read.  If its socket is readable, the
+ * server has closed it (restart, idle timeout, admin command) or sent an
+ * error: find out now, with one non-blocking poll, rather than fail the
+ * request that would use it.
+ */
+static bool conn_still_alive(db_conn *c)
+{
+	struct pollfd pfd = {.fd = PQsocket(c->pg), .events = POLLIN};
+	if (pfd.fd < 0)
+		return false;
+	int n = poll(&pfd, 1, 0);
+	if (n == 0)
+		return true;
+	if (n < 0 || (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)))
+		return false;
+	return PQconsumeInput(c->pg) == 1 && PQstatus(c->pg) == CONNECTION_OK &&
+	       PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+}
+
 tk_status db_pool_acquire(db_pool *p, db_conn **out, tk_error *err)
 {
 	struct timespec deadline;
@@ -173,6 +195,11 @@ tk_status db_pool_acquire(db_pool *p, db_conn **out, tk_error *err)
 	}
 	int slot = p->free_slots[--p->nfree];
 	db_conn *c = p->slots[slot];
+	if (c != NULL && !conn_still_alive(c)) {
+		log_warn("replacing a database connection the server closed");
+		conn_close(c);
+		c = p->slots[slot] = NULL;
+	}
 	bool may_connect = true;
 	if (c == NULL) {
 		struct timespec now;
@@ -212,6 +239,8 @@ tk_status db_pool_acquire(db_pool *p, db_conn **out, tk_error *err)
 /* Brings a connection back to an idle transaction state, or reports it unusable. */
 static bool conn_make_idle(db_conn *c)
 {
+	if (c->broken)
+		return false;
 	if (PQstatus(c->pg) != CONNECTION_OK || PQpipelineStatus(c->pg) != PQ_PIPELINE_ON)
 		return false;
 	PGTransactionStatusType ts = PQtransactionStatus(c->pg);
@@ -264,6 +293,16 @@ void db_pool_destroy(db_pool *p)
 	free(p->free_slots);
 	free(p->conninfo);
 	free(p);
+}
+
+void db_conn_mark_broken(db_conn *c)
+{
+	c->broken = true;
+}
+
+bool db_conn_is_broken(const db_conn *c)
+{
+	return c->broken;
 }
 
 PGconn *db_conn_pg(db_conn *c)

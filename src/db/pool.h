@@ -52,6 +52,10 @@ const char *db_conn_statement_reserve(db_conn *conn, const char *sql, unsigned l
 /* Confirms (prepared ok) or forgets (prepare failed) a reserved name. */
 void db_conn_statement_settle(db_conn *conn, const char *name, bool prepared);
 
+/* Marks a connection unusable (peer stopped answering): release closes it. */
+void db_conn_mark_broken(db_conn *conn);
+bool db_conn_is_broken(const db_conn *conn);
+
 /* Opens one connection in pipeline mode (also used by the CLI). */
 tk_status db_connect(const char *conninfo, PGconn **out, tk_error *err) TK_MUST_CHECK;
 

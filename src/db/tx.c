@@ -3,8 +3,10 @@
  */
 #include "db/tx.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/log.h"
 
@@ -16,8 +18,14 @@ typedef struct tx_stmt {
 	PGresult *result;
 } tx_stmt;
 
+/* How long past statement_timeout we wait for PostgreSQL (or PgBouncer)
+ * before giving the connection up: the server's own timeout should fire
+ * first; this only catches a peer that stopped answering. */
+#define TX_REPLY_GRACE_MS 2000
+
 struct db_tx {
 	db_conn *conn;
+	long long deadline_ms;
 	char tenant[40];
 	bool has_tenant;
 	bool connection_lost;
@@ -85,14 +93,42 @@ static bool send_stmt(db_tx *tx, tx_stmt *s)
 	return PQsendQueryPrepared(pg, name, s->nparams, s->values, NULL, NULL, 0) == 1;
 }
 
-/* Reads one command's results: keeps the first, discards the rest. */
-static PGresult *read_one(PGconn *pg)
+static long long monotonic_ms(void)
 {
-	PGresult *first = PQgetResult(pg);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* PQgetResult, but never blocking past the transaction's deadline; NULL and
+ * a broken connection when the peer stops answering. */
+static PGresult *get_result(db_tx *tx, PGconn *pg)
+{
+	while (PQisBusy(pg)) {
+		long long remaining = tx->deadline_ms - monotonic_ms();
+		if (remaining <= 0) {
+			log_error("the database did not answer within the deadline; dropping the "
+			          "connection");
+			db_conn_mark_broken(tx->conn);
+			return NULL;
+		}
+		struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN};
+		if (poll(&pfd, 1, (int)remaining) < 0)
+			continue;
+		if (PQconsumeInput(pg) != 1)
+			break; /* PQgetResult reports the failure */
+	}
+	return PQgetResult(pg);
+}
+
+/* Reads one command's results: keeps the first, discards the rest. */
+static PGresult *read_one(db_tx *tx, PGconn *pg)
+{
+	PGresult *first = get_result(tx, pg);
 	if (first == NULL)
 		return NULL;
 	PGresult *r;
-	while ((r = PQgetResult(pg)) != NULL)
+	while ((r = get_result(tx, pg)) != NULL)
 		PQclear(r);
 	return first;
 }
@@ -130,6 +166,8 @@ tk_status db_tx_run(db_tx *tx, tk_error *err)
 		set_unavailable(tx, err);
 		return TK_ERR;
 	}
+	tx->deadline_ms =
+	    monotonic_ms() + db_conn_statement_timeout_ms(tx->conn) + TX_REPLY_GRACE_MS;
 	bool sent = send_plain(pg, "BEGIN");
 	naux++;
 	if (sent && pgbouncer) {
@@ -157,7 +195,7 @@ tk_status db_tx_run(db_tx *tx, tk_error *err)
 	/* Results arrive in the order sent. */
 	bool lost = false;
 	for (int i = 0; i < naux; i++) {
-		aux[i] = read_one(pg);
+		aux[i] = read_one(tx, pg);
 		if (aux[i] == NULL)
 			lost = true;
 		else
@@ -166,7 +204,7 @@ tk_status db_tx_run(db_tx *tx, tk_error *err)
 	for (int i = 0; i < tx->nstmts && !lost; i++) {
 		tx_stmt *s = &tx->stmts[i];
 		if (s->prepare_name) {
-			PGresult *pr = read_one(pg);
+			PGresult *pr = read_one(tx, pg);
 			bool ok = pr && PQresultStatus(pr) == PGRES_COMMAND_OK;
 			db_conn_statement_settle(tx->conn, s->prepare_name, ok);
 			s->prepare_name = NULL;
@@ -185,7 +223,7 @@ tk_status db_tx_run(db_tx *tx, tk_error *err)
 			}
 			PQclear(pr);
 		}
-		PGresult *r = read_one(pg);
+		PGresult *r = read_one(tx, pg);
 		if (r == NULL) {
 			lost = true;
 			break;
@@ -197,14 +235,14 @@ tk_status db_tx_run(db_tx *tx, tk_error *err)
 		note_failure(s->result, &first_error);
 	}
 	if (!lost) {
-		commit = read_one(pg);
+		commit = read_one(tx, pg);
 		if (commit == NULL)
 			lost = true;
 		else
 			note_failure(commit, &first_error);
 	}
 	if (!lost) {
-		PGresult *sync = PQgetResult(pg);
+		PGresult *sync = get_result(tx, pg);
 		if (sync == NULL || PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
 			lost = true;
 		PQclear(sync);
@@ -230,7 +268,7 @@ tk_status db_tx_run(db_tx *tx, tk_error *err)
 				log_error("statement failed (%s): %s", state,
 				          PQresultErrorMessage(first_error));
 		}
-	} else if (lost || PQstatus(pg) != CONNECTION_OK) {
+	} else if (lost || PQstatus(pg) != CONNECTION_OK || db_conn_is_broken(tx->conn)) {
 		log_error("database connection lost: %s", PQerrorMessage(pg));
 		set_unavailable(tx, err);
 	} else {

@@ -132,7 +132,7 @@ class PgBouncer:
                     "[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = %d\n"
                     "unix_socket_dir =\nauth_type = trust\nauth_file = %s/users.txt\n"
                     "pool_mode = transaction\nmax_client_conn = 500\ndefault_pool_size = 8\n"
-                    "server_reset_query =\nlogfile = %s/pgbouncer.log\n"
+                    "server_reset_query =\nserver_login_retry = 1\nlogfile = %s/pgbouncer.log\n"
                     "ignore_startup_parameters = extra_float_digits,options\n"
                     % (ctx.socket_dir, self.port, self.dir, self.dir))
         args = ["pgbouncer", ini]
