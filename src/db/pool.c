@@ -15,8 +15,12 @@
 #include "util/log.h"
 
 #define POOL_STATEMENT_CACHE_MAX 256
-#define POOL_CONNECT_BACKOFF_MS  500
-#define POOL_CONNECT_TIMEOUT_S   "5"
+/* After a failed connect, refuse new attempts for a backoff that doubles per
+ * consecutive failure, from MIN to MAX: an outage costs requests a fast 503
+ * and PostgreSQL a trickle of connection attempts, not a storm. */
+#define POOL_BACKOFF_MIN_MS    100
+#define POOL_BACKOFF_MAX_MS    2000
+#define POOL_CONNECT_TIMEOUT_S "5"
 
 typedef struct stmt_entry {
 	char *sql;
@@ -47,6 +51,7 @@ struct db_pool {
 	int *free_slots; /* stack of free slot indexes */
 	int nfree;
 	struct timespec connect_not_before;
+	int connect_failures; /* consecutive, for the backoff */
 };
 
 static void timespec_add_ms(struct timespec *ts, long ms)
@@ -223,11 +228,19 @@ tk_status db_pool_acquire(db_pool *p, db_conn **out, tk_error *err)
 	pthread_mutex_lock(&p->lock);
 	if (st == TK_OK) {
 		p->slots[slot] = c;
+		p->connect_failures = 0;
 		*out = c;
 	} else {
 		if (may_connect) {
+			long backoff = POOL_BACKOFF_MIN_MS;
+			for (int i = 0; i < p->connect_failures && backoff < POOL_BACKOFF_MAX_MS;
+			     i++)
+				backoff *= 2;
+			if (backoff > POOL_BACKOFF_MAX_MS)
+				backoff = POOL_BACKOFF_MAX_MS;
+			p->connect_failures++;
 			clock_gettime(CLOCK_MONOTONIC, &p->connect_not_before);
-			timespec_add_ms(&p->connect_not_before, POOL_CONNECT_BACKOFF_MS);
+			timespec_add_ms(&p->connect_not_before, backoff);
 		}
 		p->free_slots[p->nfree++] = slot;
 		pthread_cond_signal(&p->available);

@@ -8,8 +8,10 @@
  * the pool only when its transaction status is idle; otherwise it is rolled
  * back or, failing that, closed and its slot emptied, so no transaction (and
  * so no SET LOCAL tenant context) can outlive the request that began it.
- * After a failed connect, further connects are refused for a short backoff
- * so a PostgreSQL outage costs requests a fast 503, not a pile-up.
+ * After a failed connect, further connects are refused for a backoff that
+ * doubles with each consecutive failure (100 ms to 2 s), so a PostgreSQL
+ * outage costs requests a fast 503, not a pile-up, and recovery is noticed
+ * within about 2 s of PostgreSQL coming back.
  *
  * Thread-safe.  The pool owns its connections; an acquired db_conn is
  * borrowed by the caller until db_pool_release.

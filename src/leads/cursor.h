@@ -3,7 +3,8 @@
  *
  * A cursor names a position in one sort order: the sort it belongs to, the
  * last row's sort key and the last row's id.  It is opaque to clients
- * (base64url of "v1\n<sort>\n<key>\n<id>"), and every part is validated on
+ * (base64url of "v1\n<sort>\n<id>\n<key>"; the key goes last because a
+ * name may contain newlines), and every part is validated on
  * the way back in, so a forged cursor is just a position, never SQL.  The
  * tenant is not in the cursor: queries always filter by the caller's tenant,
  * so another tenant's cursor can only position within the caller's rows.
@@ -16,8 +17,11 @@
 #include "util/arena.h"
 #include "util/status.h"
 
-#define CURSOR_MAX_ENCODED 1400
-#define CURSOR_KEY_MAX     1024
+/* A key is at most 255 characters of up to 4 bytes each. */
+#define CURSOR_KEY_MAX 1024
+/* "v1\n" + the longest sort name and "\n" + a UUID and "\n" + the longest key */
+#define CURSOR_MAX_RAW     (3 + 11 + 37 + CURSOR_KEY_MAX)
+#define CURSOR_MAX_ENCODED ((CURSOR_MAX_RAW * 4 + 2) / 3)
 
 typedef enum lead_sort {
 	LEAD_SORT_CREATED_ASC,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/buf.h"
 #include "util/validate.h"
 
 typedef enum { CFG_INT, CFG_STR, CFG_BOOL } cfg_type;
@@ -42,7 +43,7 @@ static const cfg_option options[] = {
      OFF(key_cache_ttl_ms), "how long a resolved API key is trusted (<= 5000)"},
     {"max-connections", "TEKUP_MAX_CONNECTIONS", CFG_INT, S, 1, 100000, "1024",
      OFF(max_connections), "concurrent HTTP connections"},
-    {"max-connections-per-ip", "TEKUP_MAX_CONNECTIONS_PER_IP", CFG_INT, S, 0, 100000, "0",
+    {"max-connections-per-ip", "TEKUP_MAX_CONNECTIONS_PER_IP", CFG_INT, S, 0, 100000, "256",
      OFF(max_connections_per_ip), "concurrent HTTP connections per client IP (0: no limit)"},
     {"connection-timeout-s", "TEKUP_CONNECTION_TIMEOUT_S", CFG_INT, S, 1, 3600, "30",
      OFF(connection_timeout_s), "close an idle HTTP connection after this long"},
@@ -64,6 +65,17 @@ static const cfg_option options[] = {
      "debug, info, warn or error"},
 };
 
+static bool parse_bool(const char *v, bool *out)
+{
+	if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on"))
+		*out = true;
+	else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off"))
+		*out = false;
+	else
+		return false;
+	return true;
+}
+
 static tk_status cfg_set(tk_config *cfg, const cfg_option *o, const char *value, char *err,
                          size_t errlen)
 {
@@ -82,13 +94,7 @@ static tk_status cfg_set(tk_config *cfg, const cfg_option *o, const char *value,
 	}
 	case CFG_BOOL: {
 		bool v;
-		if (!strcmp(value, "1") || !strcmp(value, "true") || !strcmp(value, "yes") ||
-		    !strcmp(value, "on"))
-			v = true;
-		else if (!strcmp(value, "0") || !strcmp(value, "false") || !strcmp(value, "no") ||
-		         !strcmp(value, "off"))
-			v = false;
-		else {
+		if (!parse_bool(value, &v)) {
 			snprintf(err, errlen, "--%s (%s): expected true or false, got '%s'",
 			         o->flag, o->env, value);
 			return TK_ERR;
@@ -114,6 +120,62 @@ static const cfg_option *cfg_find(const char *flag, size_t len)
 	return NULL;
 }
 
+/*
+ * Removes every "pgbouncer" parameter from DATABASE_URL (libpq would refuse
+ * it) and applies its value.  URLs carry it in the query string
+ * ("postgresql://h/db?pgbouncer=true"); key=value strings as a word
+ * ("host=h pgbouncer=true").  Nothing else in the URL is touched.
+ */
+static tk_status take_pgbouncer_param(tk_config *cfg, char *err, size_t errlen)
+{
+	char *url = cfg->database_url;
+	bool is_uri = !strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11);
+	char sep = is_uri ? '&' : ' ';
+	char *start = url;
+	if (is_uri) {
+		char *q = strchr(url, '?');
+		if (q == NULL)
+			return TK_OK;
+		start = q + 1;
+	}
+	tk_buf kept = TK_BUF_INIT;
+	tk_status st = TK_OK;
+	char *p = start;
+	while (*p) {
+		char *end = strchr(p, sep);
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len > 10 && !strncmp(p, "pgbouncer=", 10)) {
+			char value[16];
+			size_t vlen = len - 10 < sizeof value - 1 ? len - 10 : sizeof value - 1;
+			memcpy(value, p + 10, vlen);
+			value[vlen] = '\0';
+			if (!parse_bool(value, &cfg->pgbouncer)) {
+				snprintf(err, errlen,
+				         "DATABASE_URL: pgbouncer must be true or false");
+				st = TK_ERR;
+				break;
+			}
+		} else if (len > 0) {
+			if (kept.len)
+				tk_buf_putc(&kept, sep);
+			tk_buf_append(&kept, p, len);
+		}
+		p += len;
+		if (*p)
+			p++;
+	}
+	if (st == TK_OK) {
+		/* Rewrite in place: the result is never longer than the input. */
+		size_t prefix = (size_t)(start - url);
+		if (is_uri && kept.len == 0)
+			prefix--; /* drop the '?' too */
+		memcpy(url + prefix, kept.data ? kept.data : "", kept.len);
+		url[prefix + kept.len] = '\0';
+	}
+	tk_buf_free(&kept);
+	return st;
+}
+
 static tk_status cfg_validate(tk_config *cfg, char *err, size_t errlen)
 {
 	const char *lv = cfg->log_level ? cfg->log_level : "";
@@ -132,22 +194,8 @@ static tk_status cfg_validate(tk_config *cfg, char *err, size_t errlen)
 		return TK_ERR;
 	}
 	/* The seed's "?pgbouncer=true" on DATABASE_URL switches the mode too. */
-	if (cfg->database_url && strstr(cfg->database_url, "pgbouncer=true")) {
-		cfg->pgbouncer = true;
-		char *p = strstr(cfg->database_url, "pgbouncer=true");
-		size_t tail = strlen(p + strlen("pgbouncer=true"));
-		memmove(p, p + strlen("pgbouncer=true"), tail + 1);
-		size_t n = strlen(cfg->database_url);
-		/* Tidy the separators the removal left behind ("?&", "&&", trailing "?"/"&"). */
-		char *q;
-		while ((q = strstr(cfg->database_url, "?&")) != NULL)
-			memmove(q + 1, q + 2, strlen(q + 2) + 1);
-		while ((q = strstr(cfg->database_url, "&&")) != NULL)
-			memmove(q + 1, q + 2, strlen(q + 2) + 1);
-		n = strlen(cfg->database_url);
-		while (n && (cfg->database_url[n - 1] == '?' || cfg->database_url[n - 1] == '&'))
-			cfg->database_url[--n] = '\0';
-	}
+	if (cfg->database_url && take_pgbouncer_param(cfg, err, errlen) != TK_OK)
+		return TK_ERR;
 	return TK_OK;
 }
 
