@@ -2,18 +2,19 @@
  * api.c - the route table: every endpoint of the API in one place.
  *
  * Literal paths come before parameterised ones on the same prefix
- * (router.h).  Adding an endpoint means adding a line here.
+ * (router.h).  Adding an endpoint means adding a line here, naming the
+ * plan feature it needs (the seed's @TenantSecure('lead:read') etc.).
  */
 #include "http/router.h"
 #include "leads/lead.h"
 
 const tk_route tk_api_routes[] = {
-    {"GET", "/v1/leads", lead_list, true, false},
-    {"POST", "/v1/leads", lead_create, true, true},
-    {"GET", "/v1/leads/stats", lead_stats, true, false},
-    {"GET", "/v1/leads/:id", lead_get, true, false},
-    {"PATCH", "/v1/leads/:id", lead_update, true, true},
-    {"DELETE", "/v1/leads/:id", lead_delete, true, false},
+    {"GET", "/v1/leads", lead_list, true, false, TK_FEATURE_LEAD_READ},
+    {"POST", "/v1/leads", lead_create, true, true, TK_FEATURE_LEAD_CREATE},
+    {"GET", "/v1/leads/stats", lead_stats, true, false, TK_FEATURE_LEAD_READ},
+    {"GET", "/v1/leads/:id", lead_get, true, false, TK_FEATURE_LEAD_READ},
+    {"PATCH", "/v1/leads/:id", lead_update, true, true, TK_FEATURE_LEAD_UPDATE},
+    {"DELETE", "/v1/leads/:id", lead_delete, true, false, TK_FEATURE_LEAD_DELETE},
 };
 
 const size_t tk_api_nroutes = sizeof tk_api_routes / sizeof tk_api_routes[0];

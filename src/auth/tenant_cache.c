@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "auth/apikey.h"
+#include "auth/features.h"
 #include "db/tx.h"
 #include "util/alloc.h"
 #include "util/validate.h"
@@ -127,8 +128,10 @@ tk_status tenant_cache_resolve(tenant_cache *c, db_conn *conn, tk_arena *arena, 
 	tk_apikey_hash_hex(hash, hash_hex);
 	const char *params[] = {hash_hex};
 	db_tx *tx = db_tx_new(arena, conn);
-	int q = db_tx_add(tx, "SELECT tenant_id, tenant_name FROM resolve_api_key($1::bytea)", 1,
-	                  params);
+	int q = db_tx_add(tx,
+	                  "SELECT tenant_id, tenant_name, enabled_features::text"
+	                  " FROM resolve_api_key($1::bytea)",
+	                  1, params);
 	tk_status st = db_tx_run(tx, err);
 	if (st == TK_OK) {
 		PGresult *r = db_tx_result(tx, q);
@@ -138,6 +141,8 @@ tk_status tenant_cache_resolve(tenant_cache *c, db_conn *conn, tk_arena *arena, 
 			st = invalid_key(err);
 		} else {
 			snprintf(out->name, sizeof out->name, "%s", PQgetvalue(r, 0, 1));
+			out->features = tk_features_from_json(PQgetvalue(r, 0, 2),
+			                                      (size_t)PQgetlength(r, 0, 2));
 			cache_put(c, hash, out);
 		}
 	}

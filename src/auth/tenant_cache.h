@@ -5,7 +5,9 @@
  * DEFINER; the request role cannot read api_keys).  Successful results are
  * cached in memory for at most the configured TTL (<= 5 s), so a revoked key
  * or a suspended tenant stops working within that bound while a busy key
- * costs one database lookup per TTL instead of one per request.  Failures
+ * costs one database lookup per TTL instead of one per request.  The
+ * tenant's enabled features are cached with it, so a feature change also
+ * takes effect within the TTL.  Failures
  * are not cached.  Entries are keyed by the key's SHA-256, never the key.
  *
  * Thread-safe.

@@ -33,7 +33,8 @@ typedef struct tk_query_param {
 } tk_query_param;
 
 typedef struct tk_tenant {
-	char id[40]; /* validated lower-case UUID */
+	unsigned features; /* tk_feature bits enabled for this tenant */
+	char id[40];       /* validated lower-case UUID */
 	char name[256];
 } tk_tenant;
 

@@ -13,13 +13,15 @@
 #include <stddef.h>
 
 #include "app.h"
+#include "auth/features.h"
 
 typedef struct tk_route {
 	const char *method;
 	const char *pattern;
 	tk_handler handler;
-	bool needs_tenant; /* X-Tenant-Key required */
-	bool takes_body;   /* JSON body required; other routes refuse a body */
+	bool needs_tenant;  /* X-Tenant-Key required */
+	bool takes_body;    /* JSON body required; other routes refuse a body */
+	tk_feature feature; /* the plan feature the tenant needs (403 otherwise) */
 } tk_route;
 
 /*

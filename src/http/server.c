@@ -251,6 +251,11 @@ static tk_status dispatch(tk_server *srv, tk_request *req, tk_response *res, tk_
 			                          &req->tenant, err);
 			req->has_tenant = st == TK_OK;
 		}
+		if (st == TK_OK && route->feature != TK_FEATURE_NONE &&
+		    !(req->tenant.features & route->feature))
+			st = tk_error_set(err, 403, "feature_disabled", NULL,
+			                  "the tenant's plan does not include %s",
+			                  tk_feature_name(route->feature));
 		if (st == TK_OK)
 			st = route->handler(srv->app, req, conn, res, err);
 		bool lost = st != TK_OK && PQstatus(db_conn_pg(conn)) != CONNECTION_OK;

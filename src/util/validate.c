@@ -139,17 +139,40 @@ static bool digits(const char *s, size_t n)
 	return true;
 }
 
+static int two_digit(const char *s)
+{
+	return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
 static bool two_digit_in(const char *s, int lo, int hi)
 {
-	int v = (s[0] - '0') * 10 + (s[1] - '0');
+	int v = two_digit(s);
 	return v >= lo && v <= hi;
 }
 
+/* Proleptic Gregorian, as PostgreSQL reckons every date. */
+static int days_in_month(int year, int month)
+{
+	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+	return month == 2 && leap ? 29 : days[month - 1];
+}
+
+/*
+ * Only timestamps PostgreSQL takes as timestamptz pass, so a value that gets
+ * this far never fails in the database: real calendar dates in years
+ * 0001-9999, and UTC offsets within PostgreSQL's +/-15:59.
+ */
 bool tk_is_timestamp(const char *s, size_t len)
 {
 	/* YYYY-MM-DD */
 	if (len < 10 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' ||
-	    !digits(s + 8, 2) || !two_digit_in(s + 5, 1, 12) || !two_digit_in(s + 8, 1, 31))
+	    !digits(s + 8, 2))
+		return false;
+	int year = two_digit(s) * 100 + two_digit(s + 2);
+	int month = two_digit(s + 5);
+	if (year < 1 || month < 1 || month > 12 ||
+	    !two_digit_in(s + 8, 1, days_in_month(year, month)))
 		return false;
 	if (len == 10)
 		return true;
@@ -159,11 +182,18 @@ bool tk_is_timestamp(const char *s, size_t len)
 	    !two_digit_in(s + 11, 0, 23) || !two_digit_in(s + 14, 0, 59) ||
 	    !two_digit_in(s + 17, 0, 60))
 		return false;
+	/* PostgreSQL takes second 60 (rolling into the next minute) but no time
+	 * of day past 24:00:00, so 23:59:60.5 fails there; a leap second's
+	 * fraction must be zero whatever the hour, the simpler rule. */
+	bool leap_second = two_digit(s + 17) == 60;
 	size_t i = 19;
 	if (s[i] == '.') {
 		size_t start = ++i;
-		while (i < len && s[i] >= '0' && s[i] <= '9')
+		while (i < len && s[i] >= '0' && s[i] <= '9') {
+			if (leap_second && s[i] != '0')
+				return false;
 			i++;
+		}
 		if (i == start || i - start > 9)
 			return false;
 	}
@@ -172,7 +202,7 @@ bool tk_is_timestamp(const char *s, size_t len)
 	if ((s[i] == 'Z' || s[i] == 'z') && i + 1 == len)
 		return true;
 	if ((s[i] == '+' || s[i] == '-') && len - i == 6 && digits(s + i + 1, 2) &&
-	    s[i + 3] == ':' && digits(s + i + 4, 2) && two_digit_in(s + i + 1, 0, 23) &&
+	    s[i + 3] == ':' && digits(s + i + 4, 2) && two_digit_in(s + i + 1, 0, 15) &&
 	    two_digit_in(s + i + 4, 0, 59))
 		return true;
 	return false;

@@ -24,7 +24,12 @@ size_t tk_utf8_length(const char *s, size_t len);
 bool tk_is_email(const char *s, size_t len);
 /* Parses a base-10 integer in [min, max]; rejects signs, spaces, junk. */
 bool tk_parse_int(const char *s, long min, long max, long *out);
-/* ISO 8601 / RFC 3339 timestamp accepted by the API (date, or date-time with zone). */
+/*
+ * ISO 8601 / RFC 3339 timestamp accepted by the API (date, or date-time with
+ * zone), and only one PostgreSQL's timestamptz also accepts: a real Gregorian
+ * date in years 0001-9999, second 60 (a leap second) only with a zero
+ * fraction, UTC offsets up to +/-15:59.
+ */
 bool tk_is_timestamp(const char *s, size_t len);
 
 #endif

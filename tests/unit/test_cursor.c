@@ -4,7 +4,10 @@
  * rejection of every kind of forged or damaged cursor.
  *
  * Forged cursors are built by base64url-encoding hand-written raw text
- * ("v1\n<sort>\n<key>\n<id>"), so each test attacks exactly one part.
+ * ("v1\n<sort>\n<id>\n<key>"), so each test attacks exactly one part:
+ * version, sort, id, key or the structure.  The key is everything after the
+ * third newline, so a name key may itself hold newlines; only time keys and
+ * the fixed-form parts before the key reject them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -229,17 +232,30 @@ static void test_handmade_raw_is_accepted(void **state)
 	(void)state;
 	/* Guards the forgery tests below: their baseline really decodes. */
 	lead_cursor c;
-	assert_int_equal(decode_raw("v1\n-createdAt\n" TS "\n" ID, &c), TK_OK);
+	assert_int_equal(decode_raw("v1\n-createdAt\n" ID "\n" TS, &c), TK_OK);
 	assert_int_equal(c.sort, LEAD_SORT_CREATED_DESC);
-	assert_int_equal(decode_raw("v1\nname\nAda\n" ID, &c), TK_OK);
+	assert_string_equal(c.id, ID);
+	assert_string_equal(c.key, TS);
+	assert_int_equal(decode_raw("v1\nname\n" ID "\nAda", &c), TK_OK);
+	assert_int_equal(c.sort, LEAD_SORT_NAME_ASC);
+	assert_string_equal(c.id, ID);
 	assert_string_equal(c.key, "Ada");
+}
+
+static void test_rejects_old_part_order(void **state)
+{
+	(void)state;
+	lead_cursor c;
+	/* The format before the key moved last: "v1\n<sort>\n<key>\n<id>". */
+	assert_int_equal(decode_raw("v1\n-createdAt\n" TS "\n" ID, &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\nname\nAda\n" ID, &c), TK_ERR);
 }
 
 static void test_rejects_bad_base64(void **state)
 {
 	(void)state;
 	lead_cursor c;
-	char *good = b64_n("v1\nname\nAda\n" ID, strlen("v1\nname\nAda\n" ID));
+	char *good = b64_n("v1\nname\n" ID "\nAda", strlen("v1\nname\n" ID "\nAda"));
 	size_t n = strlen(good);
 
 	assert_int_equal(decode_n("", 0, &c), TK_ERR);
@@ -278,24 +294,25 @@ static void test_rejects_wrong_version(void **state)
 {
 	(void)state;
 	lead_cursor c;
-	assert_int_equal(decode_raw("v2\nname\nAda\n" ID, &c), TK_ERR);
-	assert_int_equal(decode_raw("v0\nname\nAda\n" ID, &c), TK_ERR);
-	assert_int_equal(decode_raw("V1\nname\nAda\n" ID, &c), TK_ERR);
-	assert_int_equal(decode_raw("v1 \nname\nAda\n" ID, &c), TK_ERR);
-	assert_int_equal(decode_raw("v10\nname\nAda\n" ID, &c), TK_ERR);
-	assert_int_equal(decode_raw("\nname\nAda\n" ID, &c), TK_ERR);
-	assert_int_equal(decode_raw("1\nname\nAda\n" ID, &c), TK_ERR);
+	assert_int_equal(decode_raw("v2\nname\n" ID "\nAda", &c), TK_ERR);
+	assert_int_equal(decode_raw("v0\nname\n" ID "\nAda", &c), TK_ERR);
+	assert_int_equal(decode_raw("V1\nname\n" ID "\nAda", &c), TK_ERR);
+	assert_int_equal(decode_raw("v1 \nname\n" ID "\nAda", &c), TK_ERR);
+	assert_int_equal(decode_raw("v10\nname\n" ID "\nAda", &c), TK_ERR);
+	assert_int_equal(decode_raw("\nname\n" ID "\nAda", &c), TK_ERR);
+	assert_int_equal(decode_raw("1\nname\n" ID "\nAda", &c), TK_ERR);
 }
 
 static void test_rejects_unknown_sort(void **state)
 {
 	(void)state;
 	lead_cursor c;
-	assert_int_equal(decode_raw("v1\ntitle\nAda\n" ID, &c), TK_ERR);
-	assert_int_equal(decode_raw("v1\n\nAda\n" ID, &c), TK_ERR);
-	assert_int_equal(decode_raw("v1\n-name\nAda\n" ID, &c), TK_ERR);
-	assert_int_equal(decode_raw("v1\nName\nAda\n" ID, &c), TK_ERR);
-	assert_int_equal(decode_raw("v1\ncreated_at\n" TS "\n" ID, &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\ntitle\n" ID "\nAda", &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\n\n" ID "\nAda", &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\n-name\n" ID "\nAda", &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\nName\n" ID "\nAda", &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\nname \n" ID "\nAda", &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\ncreated_at\n" ID "\n" TS, &c), TK_ERR);
 }
 
 static void test_rejects_bad_timestamp_key(void **state)
@@ -303,20 +320,17 @@ static void test_rejects_bad_timestamp_key(void **state)
 	(void)state;
 	lead_cursor c;
 	const char *sorts[] = {"createdAt", "-createdAt", "updatedAt", "-updatedAt"};
-	const char *keys[] = {"",
-	                      "Ada",
-	                      "yesterday",
-	                      "now()",
-	                      "2024-13-01T00:00:00Z",
-	                      "2024-03-01T10:20:30",
-	                      "2024-03-01T10:20:30Z'; DROP TABLE leads; --",
-	                      "1709288430"};
+	const char *keys[] = {"", "Ada", "yesterday", "now()", "2024-13-01T00:00:00Z",
+	                      "2024-02-30T00:00:00Z", "2024-03-01T10:20:30",
+	                      "2024-03-01T10:20:30Z'; DROP TABLE leads; --", "1709288430",
+	                      /* Only a name key may run on past a newline. */
+	                      TS "\n", TS "\njunk", TS "\n" ID, "\n" TS, TS "\r"};
 	char raw[256];
 	for (size_t s = 0; s < 4; s++) {
-		snprintf(raw, sizeof raw, "v1\n%s\n%s\n%s", sorts[s], TS, ID);
+		snprintf(raw, sizeof raw, "v1\n%s\n%s\n%s", sorts[s], ID, TS);
 		assert_int_equal(decode_raw(raw, &c), TK_OK);
 		for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
-			snprintf(raw, sizeof raw, "v1\n%s\n%s\n%s", sorts[s], keys[k], ID);
+			snprintf(raw, sizeof raw, "v1\n%s\n%s\n%s", sorts[s], ID, keys[k]);
 			if (decode_raw(raw, &c) != TK_ERR)
 				fail_msg("sort %s accepted key \"%s\"", sorts[s], keys[k]);
 		}
@@ -328,34 +342,44 @@ static void test_rejects_bad_name_key(void **state)
 	(void)state;
 	lead_cursor c;
 	/* Empty. */
-	assert_int_equal(decode_raw("v1\nname\n\n" ID, &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\nname\n" ID "\n", &c), TK_ERR);
 
 	/* 255 characters are fine, 256 are not. */
 	char raw[2048];
-	char *p = raw + sprintf(raw, "v1\nname\n");
+	char *p = raw + sprintf(raw, "v1\nname\n" ID "\n");
 	memset(p, 'n', 255);
-	strcpy(p + 255, "\n" ID);
+	p[255] = '\0';
 	assert_int_equal(decode_raw(raw, &c), TK_OK);
 	assert_int_equal(strlen(c.key), 255);
 	memset(p, 'n', 256);
-	strcpy(p + 256, "\n" ID);
+	p[256] = '\0';
+	assert_int_equal(decode_raw(raw, &c), TK_ERR);
+
+	/* Newlines in the key count as characters like any other. */
+	memset(p, '\n', 255);
+	p[255] = '\0';
+	assert_int_equal(decode_raw(raw, &c), TK_OK);
+	assert_int_equal(strlen(c.key), 255);
+	memset(p, '\n', 256);
+	p[256] = '\0';
 	assert_int_equal(decode_raw(raw, &c), TK_ERR);
 
 	/* 256 two-byte characters: 512 bytes, under the byte limit, over the char one. */
 	for (size_t i = 0; i < 256; i++)
 		memcpy(p + 2 * i, "\xc3\xa9", 2);
-	strcpy(p + 512, "\n" ID);
+	p[512] = '\0';
 	assert_int_equal(decode_raw(raw, &c), TK_ERR);
 
 	/* Over CURSOR_KEY_MAX bytes. */
 	memset(p, 'n', CURSOR_KEY_MAX + 1);
-	strcpy(p + CURSOR_KEY_MAX + 1, "\n" ID);
+	p[CURSOR_KEY_MAX + 1] = '\0';
 	assert_int_equal(decode_raw(raw, &c), TK_ERR);
 
 	/* Invalid UTF-8 in the key. */
-	assert_int_equal(decode_raw("v1\nname\n\xff\xfe\n" ID, &c), TK_ERR);
-	assert_int_equal(decode_raw("v1\nname\n\xed\xa0\x80\n" ID, &c), TK_ERR);
-	assert_int_equal(decode_raw("v1\nname\n\xc0\x80\n" ID, &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\nname\n" ID "\n\xff\xfe", &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\nname\n" ID "\n\xed\xa0\x80", &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\nname\n" ID "\n\xc0\x80", &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\nname\n" ID "\nAda\n\xff", &c), TK_ERR);
 }
 
 static void test_rejects_bad_id(void **state)
@@ -364,56 +388,109 @@ static void test_rejects_bad_id(void **state)
 	lead_cursor c;
 	const char *ids[] = {
 	    "",
+	    "Ada",
 	    "not-a-uuid",
+	    TS,
 	    "123e4567-e89b-12d3-a456-42661417400",
 	    "123e4567-e89b-12d3-a456-4266141740000",
 	    "123e4567-e89b-12d3-a456-42661417400g",
 	    "123e4567e89b12d3a456426614174000",
 	    " 123e4567-e89b-12d3-a456-426614174000",
 	    "123e4567-e89b-12d3-a456-426614174000 ",
+	    "123e4567-e89b-12d3-a456-426614174000\r",
 	};
+	const char *sorts[] = {"name", "-createdAt"};
+	const char *keys[] = {"Ada", TS};
 	char raw[256];
-	for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
-		snprintf(raw, sizeof raw, "v1\nname\nAda\n%s", ids[i]);
-		if (decode_raw(raw, &c) != TK_ERR)
-			fail_msg("accepted id \"%s\"", ids[i]);
+	for (size_t s = 0; s < 2; s++) {
+		for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+			snprintf(raw, sizeof raw, "v1\n%s\n%s\n%s", sorts[s], ids[i], keys[s]);
+			if (decode_raw(raw, &c) != TK_ERR)
+				fail_msg("sort %s accepted id \"%s\"", sorts[s], ids[i]);
+		}
 	}
 }
 
-static void test_rejects_extra_or_missing_parts(void **state)
+static void test_rejects_missing_parts(void **state)
 {
 	(void)state;
 	lead_cursor c;
 	assert_int_equal(decode_raw("v1", &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\n", &c), TK_ERR);
 	assert_int_equal(decode_raw("v1\nname", &c), TK_ERR);
-	assert_int_equal(decode_raw("v1\nname\nAda", &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\nname\n", &c), TK_ERR);
+	/* No separator before the key: there is no key at all. */
 	assert_int_equal(decode_raw("v1\nname\n" ID, &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\n-createdAt\n" ID, &c), TK_ERR);
+	/* A key but no id. */
+	assert_int_equal(decode_raw("v1\nname\nAda", &c), TK_ERR);
 	assert_int_equal(decode_raw("v1\n-createdAt\n" TS, &c), TK_ERR);
-	assert_int_equal(decode_raw("v1\nname\nAda\n" ID "\n", &c), TK_ERR);
-	assert_int_equal(decode_raw("v1\nname\nAda\n" ID "\nextra", &c), TK_ERR);
-	assert_int_equal(decode_raw("v1\nname\nAda\n" ID "\n" ID, &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\nname\n\nAda", &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\n-createdAt\n\n" TS, &c), TK_ERR);
+	/* The separator is there but the key is empty. */
+	assert_int_equal(decode_raw("v1\nname\n" ID "\n", &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\n-createdAt\n" ID "\n", &c), TK_ERR);
+	/* No version or no sort. */
+	assert_int_equal(decode_raw("name\n" ID "\nAda", &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\n" ID "\nAda", &c), TK_ERR);
+	/* Only separators. */
 	assert_int_equal(decode_raw("\n\n\n", &c), TK_ERR);
+	assert_int_equal(decode_raw("\n\n\n\n", &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\n\n\n", &c), TK_ERR);
+}
+
+static void test_newlines_after_the_id_are_key_text(void **state)
+{
+	(void)state;
+	lead_cursor c;
+	/* The key is everything after the third newline, newlines included. */
+	assert_int_equal(decode_raw("v1\nname\n" ID "\nAda\nLovelace", &c), TK_OK);
+	assert_string_equal(c.key, "Ada\nLovelace");
+	assert_string_equal(c.id, ID);
+	assert_int_equal(decode_raw("v1\nname\n" ID "\nAda\n", &c), TK_OK);
+	assert_string_equal(c.key, "Ada\n");
+	assert_int_equal(decode_raw("v1\nname\n" ID "\n\nAda", &c), TK_OK);
+	assert_string_equal(c.key, "\nAda");
+	assert_int_equal(decode_raw("v1\nname\n" ID "\n\n", &c), TK_OK);
+	assert_string_equal(c.key, "\n");
+
+	/* A name that ends in something id-shaped does not replace the id. */
+	assert_int_equal(
+	    decode_raw("v1\nname\n" ID "\nAda\n00000000-0000-0000-0000-000000000000", &c), TK_OK);
+	assert_string_equal(c.id, ID);
+	assert_string_equal(c.key, "Ada\n00000000-0000-0000-0000-000000000000");
+	/* Nor does a name that looks like another cursor change the sort. */
+	assert_int_equal(decode_raw("v1\nname\n" ID "\nv1\n-createdAt\n" ID "\n" TS, &c), TK_OK);
+	assert_int_equal(c.sort, LEAD_SORT_NAME_ASC);
+	assert_string_equal(c.key, "v1\n-createdAt\n" ID "\n" TS);
 }
 
 static void test_rejects_embedded_newline_tricks(void **state)
 {
 	(void)state;
 	lead_cursor c;
-	/* A newline smuggled in the name shifts the id into a fifth part. */
-	assert_int_equal(decode_raw("v1\nname\nAda\nLovelace\n" ID, &c), TK_ERR);
-	/* The key spread over two parts so that "the id" is the name's tail. */
-	assert_int_equal(decode_raw("v1\nname\nAda\n" ID "\n" ID, &c), TK_ERR);
+	/* A newline smuggled into a fixed-form part splits it. */
+	assert_int_equal(decode_raw("v1\n-created\nAt\n" ID "\n" TS, &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\nname\n123e4567\n-e89b-12d3-a456-426614174000\nAda", &c),
+	                 TK_ERR);
+	assert_int_equal(decode_raw("v\n1\nname\n" ID "\nAda", &c), TK_ERR);
 	/* CRLF line endings are not the format. */
-	assert_int_equal(decode_raw("v1\r\nname\r\nAda\r\n" ID, &c), TK_ERR);
-	assert_int_equal(decode_raw("v1\nname\nAda\r\n" ID, &c), TK_OK); /* CR is key text */
+	assert_int_equal(decode_raw("v1\r\nname\r\n" ID "\r\nAda", &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\nname\r\n" ID "\nAda", &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\nname\n" ID "\r\nAda", &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\nname\n" ID "\nAda\r", &c), TK_OK); /* CR is key text */
 	assert_string_equal(c.key, "Ada\r");
-	assert_int_equal(decode_raw("v1\nname\nAda\n" ID "\r", &c), TK_ERR);
+	assert_int_equal(decode_raw("v1\n-createdAt\n" ID "\n" TS "\r\n", &c), TK_ERR);
 	/* A NUL byte must not cut the text short of its validation. */
-	static const char nul_in_key[] = "v1\nname\nA\0da\n" ID;
+	static const char nul_in_key[] = "v1\nname\n" ID "\nA\0da";
 	assert_int_equal(decode_raw_n(nul_in_key, sizeof nul_in_key - 1, &c), TK_ERR);
-	static const char nul_after_id[] = "v1\nname\nAda\n" ID "\0junk";
+	static const char nul_after_key[] = "v1\nname\n" ID "\nAda\0junk";
+	assert_int_equal(decode_raw_n(nul_after_key, sizeof nul_after_key - 1, &c), TK_ERR);
+	static const char nul_after_ts[] = "v1\n-createdAt\n" ID "\n" TS "\0junk";
+	assert_int_equal(decode_raw_n(nul_after_ts, sizeof nul_after_ts - 1, &c), TK_ERR);
+	static const char nul_after_id[] = "v1\nname\n" ID "\0\nAda";
 	assert_int_equal(decode_raw_n(nul_after_id, sizeof nul_after_id - 1, &c), TK_ERR);
-	static const char nul_after_version[] = "v1\0\nname\nAda\n" ID;
+	static const char nul_after_version[] = "v1\0\nname\n" ID "\nAda";
 	assert_int_equal(decode_raw_n(nul_after_version, sizeof nul_after_version - 1, &c), TK_ERR);
 }
 
@@ -435,9 +512,9 @@ static void test_rejects_over_long_input(void **state)
 	size_t rawlen = CURSOR_MAX_ENCODED;
 	char *raw = malloc(rawlen + 1);
 	assert_non_null(raw);
-	int head = sprintf(raw, "v1\nname\n");
-	memset(raw + head, 'n', rawlen - (size_t)head - 37);
-	strcpy(raw + rawlen - 37, "\n" ID);
+	int head = sprintf(raw, "v1\nname\n" ID "\n");
+	memset(raw + head, 'n', rawlen - (size_t)head);
+	raw[rawlen] = '\0';
 	assert_int_equal(decode_raw(raw, &c), TK_ERR);
 	free(raw);
 }
@@ -461,13 +538,15 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_round_trip_name_with_newline, arena_setup,
 	                                    arena_teardown),
 	    cmocka_unit_test(test_handmade_raw_is_accepted),
+	    cmocka_unit_test(test_rejects_old_part_order),
 	    cmocka_unit_test(test_rejects_bad_base64),
 	    cmocka_unit_test(test_rejects_wrong_version),
 	    cmocka_unit_test(test_rejects_unknown_sort),
 	    cmocka_unit_test(test_rejects_bad_timestamp_key),
 	    cmocka_unit_test(test_rejects_bad_name_key),
 	    cmocka_unit_test(test_rejects_bad_id),
-	    cmocka_unit_test(test_rejects_extra_or_missing_parts),
+	    cmocka_unit_test(test_rejects_missing_parts),
+	    cmocka_unit_test(test_newlines_after_the_id_are_key_text),
 	    cmocka_unit_test(test_rejects_embedded_newline_tricks),
 	    cmocka_unit_test(test_rejects_over_long_input),
 	};

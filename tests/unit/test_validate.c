@@ -1,6 +1,7 @@
 /*
  * test_validate.c - unit tests for util/validate.h: UUIDs, UTF-8, e-mail
- * addresses, integers and timestamps.
+ * addresses, integers and timestamps (including the calendar and offset
+ * limits PostgreSQL enforces).
  *
  * Every validator takes an explicit length, so inputs are copied into
  * exactly-sized heap buffers (no terminating NUL): AddressSanitizer then
@@ -447,6 +448,88 @@ static void test_timestamp_rejects_bad_times_and_zones(void **state)
 	assert_false(ts("2024-01-31T12:34:56Z; DROP TABLE leads"));
 }
 
+static void test_timestamp_checks_days_per_month(void **state)
+{
+	(void)state;
+	static const char *const last_days[] = {
+	    "2023-01-31", "2023-02-28", "2023-03-31", "2023-04-30", "2023-05-31", "2023-06-30",
+	    "2023-07-31", "2023-08-31", "2023-09-30", "2023-10-31", "2023-11-30", "2023-12-31",
+	};
+	static const char *const day_after[] = {
+	    "2023-01-32", "2023-02-29", "2023-03-32", "2023-04-31", "2023-05-32", "2023-06-31",
+	    "2023-07-32", "2023-08-32", "2023-09-31", "2023-10-32", "2023-11-31", "2023-12-32",
+	};
+	for (size_t i = 0; i < 12; i++) {
+		if (!ts(last_days[i]))
+			fail_msg("rejected \"%s\"", last_days[i]);
+		if (ts(day_after[i]))
+			fail_msg("accepted \"%s\"", day_after[i]);
+	}
+	assert_false(ts("2024-02-30"));
+	assert_false(ts("2024-04-31"));
+	assert_false(ts("2024-04-31T12:00:00Z"));
+	assert_false(ts("2024-11-31T00:00:00+01:00"));
+}
+
+static void test_timestamp_checks_leap_years(void **state)
+{
+	(void)state;
+	assert_true(ts("2024-02-29"));           /* divisible by 4 */
+	assert_true(ts("2024-02-29T23:59:59Z")); /* in a date-time too */
+	assert_true(ts("2000-02-29"));           /* divisible by 400 */
+	assert_true(ts("1600-02-29"));
+	assert_true(ts("0004-02-29"));
+	assert_false(ts("2023-02-29")); /* not divisible by 4 */
+	assert_false(ts("2023-02-29T00:00:00Z"));
+	assert_false(ts("1900-02-29")); /* divisible by 100, not 400 */
+	assert_false(ts("2100-02-29"));
+	assert_false(ts("1500-02-29")); /* Gregorian, as PostgreSQL, not Julian */
+	assert_false(ts("2024-02-30"));
+}
+
+static void test_timestamp_checks_year_range(void **state)
+{
+	(void)state;
+	assert_true(ts("0001-01-01"));
+	assert_true(ts("0001-01-01T00:00:00Z"));
+	assert_true(ts("9999-12-31"));
+	assert_true(ts("9999-12-31T23:59:59.999999Z"));
+	assert_false(ts("0000-01-01"));
+	assert_false(ts("0000-12-31T23:59:59Z"));
+	assert_false(ts("0000-02-29"));
+}
+
+static void test_timestamp_checks_leap_second(void **state)
+{
+	(void)state;
+	/* PostgreSQL rolls second 60 into the next minute... */
+	assert_true(ts("2024-06-30T23:59:60Z"));
+	assert_true(ts("2024-06-30T23:59:60.0Z"));
+	assert_true(ts("2024-06-30T23:59:60.000000000+02:00"));
+	/* ...but refuses anything past it. */
+	assert_false(ts("2024-06-30T23:59:60.000001Z"));
+	assert_false(ts("2024-06-30T23:59:60.5Z"));
+	assert_false(ts("2024-06-30T23:59:60.100000000Z"));
+	assert_false(ts("2024-06-30T23:59:61Z"));
+	/* A non-zero fraction of an ordinary second is fine. */
+	assert_true(ts("2024-06-30T23:59:59.999999999Z"));
+}
+
+static void test_timestamp_checks_offset_range(void **state)
+{
+	(void)state;
+	assert_true(ts("2024-01-31T12:00:00+14:00"));
+	assert_true(ts("2024-01-31T12:00:00-12:00"));
+	assert_true(ts("2024-01-31T12:00:00+15:59"));
+	assert_true(ts("2024-01-31T12:00:00-15:59"));
+	assert_true(ts("2024-01-31T12:00:00-00:00"));
+	assert_false(ts("2024-01-31T12:00:00+16:00"));
+	assert_false(ts("2024-01-31T12:00:00-16:00"));
+	assert_false(ts("2024-01-31T12:00:00+23:59"));
+	assert_false(ts("2024-01-31T12:00:00+15:60"));
+	assert_false(ts("2024-01-31T12:00:00-99:00"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -471,6 +554,11 @@ int main(void)
 	    cmocka_unit_test(test_timestamp_accepts_dates_and_date_times),
 	    cmocka_unit_test(test_timestamp_rejects_bad_dates),
 	    cmocka_unit_test(test_timestamp_rejects_bad_times_and_zones),
+	    cmocka_unit_test(test_timestamp_checks_days_per_month),
+	    cmocka_unit_test(test_timestamp_checks_leap_years),
+	    cmocka_unit_test(test_timestamp_checks_year_range),
+	    cmocka_unit_test(test_timestamp_checks_leap_second),
+	    cmocka_unit_test(test_timestamp_checks_offset_range),
 	};
 	return cmocka_run_group_tests_name("validate", tests, NULL, NULL);
 }
