@@ -40,6 +40,8 @@ tk_status cli_database_urls(const tk_config *cfg, cli_urls *out)
 		snprintf(out->request, sizeof out->request, "%s", cfg->database_url);
 		snprintf(out->admin, sizeof out->admin, "%s",
 		         cfg->database_admin_url ? cfg->database_admin_url : cfg->database_url);
+		snprintf(out->operator_, sizeof out->operator_, "%s",
+		         cfg->database_operator_url ? cfg->database_operator_url : out->admin);
 		return TK_OK;
 	}
 	if (cfg->database_admin_url) {
@@ -52,6 +54,8 @@ tk_status cli_database_urls(const tk_config *cfg, cli_urls *out)
 		return TK_ERR;
 	snprintf(out->request, sizeof out->request, "%s", c.request_url);
 	snprintf(out->admin, sizeof out->admin, "%s", c.admin_url);
+	snprintf(out->operator_, sizeof out->operator_, "%s",
+	         cfg->database_operator_url ? cfg->database_operator_url : c.operator_url);
 	out->embedded = 1;
 	return TK_OK;
 }

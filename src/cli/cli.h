@@ -25,6 +25,7 @@ int cmd_sql(int argc, char **argv);
 typedef struct cli_urls {
 	char request[PATH_MAX + 128];
 	char admin[PATH_MAX + 128];
+	char operator_[PATH_MAX + 128];
 	int embedded;
 } cli_urls;
 

@@ -121,6 +121,8 @@ static tk_status resolve_paths(const char *data_dir, tk_cluster *c)
 	         c->socket_dir);
 	snprintf(c->admin_url, sizeof c->admin_url, "host=%s dbname=tekup user=tekup_owner",
 	         c->socket_dir);
+	snprintf(c->operator_url, sizeof c->operator_url,
+	         "host=%s dbname=tekup user=tekup_operator", c->socket_dir);
 	snprintf(c->superuser_url, sizeof c->superuser_url, "host=%s dbname=postgres user=postgres",
 	         c->socket_dir);
 	return TK_OK;
@@ -188,6 +190,9 @@ static tk_status bootstrap(const tk_cluster *c)
 	    " END IF;"
 	    " IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tekup_app') THEN"
 	    "  CREATE ROLE tekup_app LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;"
+	    " END IF;"
+	    " IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tekup_operator') THEN"
+	    "  CREATE ROLE tekup_operator LOGIN NOSUPERUSER BYPASSRLS NOCREATEDB NOCREATEROLE;"
 	    " END IF;"
 	    " END $$";
 	if (superuser_exec(c, "postgres", roles) != TK_OK)

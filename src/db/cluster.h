@@ -15,7 +15,9 @@
  *
  * Roles made on first use: tekup_owner (owns the schema, runs migrations,
  * BYPASSRLS so its SECURITY DEFINER functions can read api_keys) and
- * tekup_app (the request role: LOGIN, NOSUPERUSER, NOBYPASSRLS).
+ * tekup_app (the request role: LOGIN, NOSUPERUSER, NOBYPASSRLS) and
+ * tekup_operator (operator work across tenants: the admin API, jobs and the
+ * outbox; BYPASSRLS but not the owner: DML only, no DDL).
  */
 #ifndef TK_DB_CLUSTER_H
 #define TK_DB_CLUSTER_H
@@ -29,6 +31,7 @@ typedef struct tk_cluster {
 	char socket_dir[PATH_MAX + 16];
 	char request_url[PATH_MAX + 128];
 	char admin_url[PATH_MAX + 128];
+	char operator_url[PATH_MAX + 128];
 	char superuser_url[PATH_MAX + 128];
 } tk_cluster;
 

@@ -61,6 +61,28 @@ static const cfg_option options[] = {
      "unnamed statements, for PgBouncer transaction pooling"},
     {"demo", "TEKUP_DEMO", CFG_BOOL, S, 0, 0, "true", OFF(demo),
      "create a demo tenant on first run"},
+    {"database-operator-url", "DATABASE_OPERATOR_URL", CFG_STR, S | D, 0, 0, NULL,
+     OFF(database_operator_url), "libpq URL of the operator role (admin API, jobs)"},
+    {"dashboard-url", "TEKUP_DASHBOARD_URL", CFG_STR, S | D, 0, 0, "https://app.tekup.org",
+     OFF(dashboard_url), "base of the dashboardUrl returned at provisioning"},
+    {"smtp-url", "TEKUP_SMTP_URL", CFG_STR, S, 0, 0, NULL, OFF(smtp_url),
+     "SMTP server for welcome e-mail, e.g. smtp://127.0.0.1:25 (unset: e-mail waits)"},
+    {"mail-from", "TEKUP_MAIL_FROM", CFG_STR, S, 0, 0, "no-reply@tekup.local", OFF(mail_from),
+     "sender address of e-mail"},
+    {"billing-webhook-url", "TEKUP_BILLING_WEBHOOK_URL", CFG_STR, S, 0, 0, NULL,
+     OFF(billing_webhook_url), "where billing events are POSTed (unset: they wait)"},
+    {"billing-webhook-secret", "TEKUP_BILLING_WEBHOOK_SECRET", CFG_STR, S, 0, 0, NULL,
+     OFF(billing_webhook_secret), "HMAC-SHA256 key signing billing webhooks"},
+    {"outbox-max-attempts", "TEKUP_OUTBOX_MAX_ATTEMPTS", CFG_INT, S, 1, 100, "8",
+     OFF(outbox_max_attempts), "delivery attempts before a message is dead-lettered"},
+    {"outbox-poll-ms", "TEKUP_OUTBOX_POLL_MS", CFG_INT, S, 10, 60000, "500", OFF(outbox_poll_ms),
+     "how often the outbox worker looks for due messages"},
+    {"outbox-backoff-ms", "TEKUP_OUTBOX_BACKOFF_MS", CFG_INT, S, 10, 3600000, "1000",
+     OFF(outbox_backoff_ms), "first retry delay; doubles per failed attempt (max 1 h)"},
+    {"archive-retention-days", "TEKUP_ARCHIVE_RETENTION_DAYS", CFG_INT, S | D, 0, 36500, "90",
+     OFF(archive_retention_days), "archived tenants older than this are deleted"},
+    {"maintenance", "TEKUP_MAINTENANCE", CFG_BOOL, S, 0, 0, "true", OFF(maintenance),
+     "run the daily cleanup and retention job (one server at a time)"},
     {"log-level", "TEKUP_LOG_LEVEL", CFG_STR, S | D, 0, 0, "info", OFF(log_level),
      "debug, info, warn or error"},
 };
@@ -193,6 +215,11 @@ static tk_status cfg_validate(tk_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "--data-dir: a directory is required");
 		return TK_ERR;
 	}
+	if (cfg->billing_webhook_url && !cfg->billing_webhook_secret) {
+		snprintf(err, errlen,
+		         "--billing-webhook-secret: required with --billing-webhook-url");
+		return TK_ERR;
+	}
 	/* The seed's "?pgbouncer=true" on DATABASE_URL switches the mode too. */
 	if (cfg->database_url && take_pgbouncer_param(cfg, err, errlen) != TK_OK)
 		return TK_ERR;
@@ -281,5 +308,11 @@ void tk_config_free(tk_config *cfg)
 	free(cfg->database_admin_url);
 	free(cfg->data_dir);
 	free(cfg->log_level);
+	free(cfg->database_operator_url);
+	free(cfg->dashboard_url);
+	free(cfg->smtp_url);
+	free(cfg->mail_from);
+	free(cfg->billing_webhook_url);
+	free(cfg->billing_webhook_secret);
 	memset(cfg, 0, sizeof *cfg);
 }

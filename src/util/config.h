@@ -27,13 +27,26 @@ typedef struct tk_config {
 	long max_connections_per_ip;
 	long connection_timeout_s;
 	long shutdown_timeout_s;
-	char *database_url;       /* NULL: use the embedded cluster */
-	char *database_admin_url; /* NULL: same as database_url, or embedded */
+	char *database_url;          /* NULL: use the embedded cluster */
+	char *database_admin_url;    /* NULL: same as database_url, or embedded */
+	char *database_operator_url; /* operator work (admin API, jobs, outbox) */
 	char *data_dir;
 	bool migrate;
 	bool pgbouncer;
 	bool demo;
 	char *log_level;
+
+	/* Operator side (issue: tenant lifecycle). */
+	char *dashboard_url; /* base of dashboardUrl; + "/" + slug */
+	char *smtp_url;      /* NULL: welcome e-mails wait in the outbox */
+	char *mail_from;
+	char *billing_webhook_url;    /* NULL: billing events wait in the outbox */
+	char *billing_webhook_secret; /* HMAC-SHA256 key for the signature header */
+	long outbox_max_attempts;     /* then the message is dead-lettered */
+	long outbox_poll_ms;
+	long outbox_backoff_ms;      /* first retry delay; doubles per attempt */
+	long archive_retention_days; /* archived tenants older than this are deleted */
+	bool maintenance;            /* run the daily cleanup/retention job */
 } tk_config;
 
 /* Which settings a subcommand accepts as flags (all read env vars). */
