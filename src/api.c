@@ -9,12 +9,12 @@
 #include "leads/lead.h"
 
 const tk_route tk_api_routes[] = {
-    {"GET", "/v1/leads", lead_list, true, false, TK_FEATURE_LEAD_READ},
-    {"POST", "/v1/leads", lead_create, true, true, TK_FEATURE_LEAD_CREATE},
-    {"GET", "/v1/leads/stats", lead_stats, true, false, TK_FEATURE_LEAD_READ},
-    {"GET", "/v1/leads/:id", lead_get, true, false, TK_FEATURE_LEAD_READ},
-    {"PATCH", "/v1/leads/:id", lead_update, true, true, TK_FEATURE_LEAD_UPDATE},
-    {"DELETE", "/v1/leads/:id", lead_delete, true, false, TK_FEATURE_LEAD_DELETE},
+    {"GET", "/v1/leads", lead_list, TK_AUTH_TENANT, false, TK_FEATURE_LEAD_READ},
+    {"POST", "/v1/leads", lead_create, TK_AUTH_TENANT, true, TK_FEATURE_LEAD_CREATE},
+    {"GET", "/v1/leads/stats", lead_stats, TK_AUTH_TENANT, false, TK_FEATURE_LEAD_READ},
+    {"GET", "/v1/leads/:id", lead_get, TK_AUTH_TENANT, false, TK_FEATURE_LEAD_READ},
+    {"PATCH", "/v1/leads/:id", lead_update, TK_AUTH_TENANT, true, TK_FEATURE_LEAD_UPDATE},
+    {"DELETE", "/v1/leads/:id", lead_delete, TK_AUTH_TENANT, false, TK_FEATURE_LEAD_DELETE},
 };
 
 const size_t tk_api_nroutes = sizeof tk_api_routes / sizeof tk_api_routes[0];

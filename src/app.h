@@ -14,7 +14,9 @@
 
 typedef struct tk_app {
 	const tk_config *cfg;
-	db_pool *pool;
+	db_pool *pool;          /* request role (tekup_app) */
+	db_pool *operator_pool; /* operator role, for /admin and jobs */
+	unsigned char master_key[32];
 	tenant_cache *tenants;
 } tk_app;
 

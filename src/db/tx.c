@@ -307,26 +307,35 @@ typedef struct sqlstate_map {
 	int status;
 	const char *code;
 	const char *message;
+	const char *field; /* for tekup's own "TK" SQLSTATEs */
 } sqlstate_map;
 
 /* One table from SQLSTATE to API error; the first matching prefix wins. */
 static const sqlstate_map sqlstate_table[] = {
-    {"23505", 409, "conflict", "a record with these values already exists"},
-    {"23503", 400, "invalid_reference", "a referenced record does not exist"},
-    {"23502", 400, "validation_error", "a required value is missing"},
-    {"23514", 400, "validation_error", "a value is out of range or too large"},
-    {"22001", 400, "validation_error", "a value is too long"},
-    {"22P02", 400, "validation_error", "a value has the wrong format"},
-    {"22007", 400, "validation_error", "a date or time is not valid"},
-    {"22008", 400, "validation_error", "a date or time is out of range"},
-    {"22003", 400, "validation_error", "a number is out of range"},
-    {"22", 400, "validation_error", "a value is not valid"},
-    {"42501", 403, "forbidden", "this operation is not permitted"},
-    {"40001", 503, "conflict_retry", "a concurrent change interfered; retry the request"},
-    {"40P01", 503, "conflict_retry", "a concurrent change interfered; retry the request"},
-    {"57014", 503, "statement_timeout", "the request took too long; retry or narrow it"},
-    {"53", 503, "database_unavailable", "the database is overloaded; retry shortly"},
-    {"55P03", 503, "conflict_retry", "a record is locked; retry the request"},
+    /* Raised by tekup's own SQL functions (see sql/migrations). */
+    {"TKC01", 400, "validation_error", "customFields must be a JSON object of at most 16384 bytes",
+     "customFields"},
+    {"TKP01", 400, "validation_error", "unknown plan (trial, basic, professional, enterprise)",
+     "plan"},
+    {"TKP02", 400, "validation_error",
+     "unknown timezone; use an IANA name such as Europe/Copenhagen", "timezone"},
+    {"TKP03", 409, "conflict", "a user with this e-mail already exists", "adminEmail"},
+    {"23505", 409, "conflict", "a record with these values already exists", NULL},
+    {"23503", 400, "invalid_reference", "a referenced record does not exist", NULL},
+    {"23502", 400, "validation_error", "a required value is missing", NULL},
+    {"23514", 400, "validation_error", "a value is out of range or too large", NULL},
+    {"22001", 400, "validation_error", "a value is too long", NULL},
+    {"22P02", 400, "validation_error", "a value has the wrong format", NULL},
+    {"22007", 400, "validation_error", "a date or time is not valid", NULL},
+    {"22008", 400, "validation_error", "a date or time is out of range", NULL},
+    {"22003", 400, "validation_error", "a number is out of range", NULL},
+    {"22", 400, "validation_error", "a value is not valid", NULL},
+    {"42501", 403, "forbidden", "this operation is not permitted", NULL},
+    {"40001", 503, "conflict_retry", "a concurrent change interfered; retry the request", NULL},
+    {"40P01", 503, "conflict_retry", "a concurrent change interfered; retry the request", NULL},
+    {"57014", 503, "statement_timeout", "the request took too long; retry or narrow it", NULL},
+    {"53", 503, "database_unavailable", "the database is overloaded; retry shortly", NULL},
+    {"55P03", 503, "conflict_retry", "a record is locked; retry the request", NULL},
 };
 
 void db_error_from_sqlstate(const char *sqlstate, const char *constraint, tk_error *err)
@@ -335,7 +344,7 @@ void db_error_from_sqlstate(const char *sqlstate, const char *constraint, tk_err
 	for (size_t i = 0; i < TK_ARRAY_LEN(sqlstate_table); i++) {
 		const sqlstate_map *m = &sqlstate_table[i];
 		if (strncmp(sqlstate, m->prefix, strlen(m->prefix)) == 0) {
-			tk_error_set(err, m->status, m->code, NULL, "%s", m->message);
+			tk_error_set(err, m->status, m->code, m->field, "%s", m->message);
 			if (m->status == 503)
 				err->retry_after = 1;
 			return;

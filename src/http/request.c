@@ -22,8 +22,9 @@ const tk_query_param *tk_request_param(tk_request *req, const char *name)
 tk_status tk_request_check_params(tk_request *req, const char *const *allowed, tk_error *err)
 {
 	if (req->query_invalid)
-		return tk_error_set(err, 400, "invalid_parameter", req->query_invalid_name, "%s",
-		                    req->query_invalid_reason);
+		return tk_error_set(err, 400, "invalid_parameter",
+		                    req->query_invalid_name[0] ? req->query_invalid_name : NULL,
+		                    "%s", req->query_invalid_reason);
 	for (int i = 0; i < req->nquery; i++) {
 		bool known = false;
 		for (const char *const *a = allowed; a && *a; a++)

@@ -35,8 +35,13 @@ typedef struct tk_query_param {
 typedef struct tk_tenant {
 	unsigned features; /* tk_feature bits enabled for this tenant */
 	char id[40];       /* validated lower-case UUID */
-	char name[256];
+	char name[1024]; /* up to 255 characters of UTF-8 */
 } tk_tenant;
+
+typedef struct tk_operator {
+	char id[40];    /* operator_tokens.id */
+	char name[101]; /* the token's name, recorded as the actor in the audit */
+} tk_operator;
 
 typedef struct tk_request {
 	tk_arena *arena;
@@ -61,6 +66,8 @@ typedef struct tk_request {
 
 	bool has_tenant;
 	tk_tenant tenant;
+	bool has_operator;
+	tk_operator op;
 
 	const char *error_code; /* for the access log */
 	int status;             /* for the access log */

@@ -45,32 +45,29 @@ tk_status tk_router_match(const tk_route *routes, size_t n, tk_request *req, con
                           tk_error *err)
 {
 	const char *path = req->path;
+	/* The first pattern that matches the path owns it, whatever the method:
+	 * a literal route ("/v1/leads/stats") shadows the parameterised ones
+	 * listed after it ("/v1/leads/:id"), so PATCH /v1/leads/stats is a 405,
+	 * not a lead id that fails to parse. */
+	const char *owner = NULL;
+	for (size_t i = 0; i < n && owner == NULL; i++)
+		if (route_matches(routes[i].pattern, path, req, false))
+			owner = routes[i].pattern;
+	if (owner == NULL)
+		return tk_error_set(err, 404, "not_found", NULL, "no such endpoint");
+	tk_buf allow = TK_BUF_INIT;
 	for (size_t i = 0; i < n; i++) {
-		if (strcmp(routes[i].method, req->method) == 0 &&
-		    route_matches(routes[i].pattern, path, req, false)) {
+		if (strcmp(owner, routes[i].pattern) != 0)
+			continue;
+		if (strcmp(routes[i].method, req->method) == 0) {
 			bool TK_UNUSED ok = route_matches(routes[i].pattern, path, req, true);
+			tk_buf_free(&allow);
 			*out = &routes[i];
 			return TK_OK;
 		}
-	}
-	tk_buf allow = TK_BUF_INIT;
-	const char *first_pattern = NULL;
-	for (size_t i = 0; i < n; i++) {
-		if (!route_matches(routes[i].pattern, path, req, false))
-			continue;
-		/* The first pattern that matches the path owns it: a literal route
-		 * shadows the parameterised ones listed after it. */
-		if (first_pattern == NULL)
-			first_pattern = routes[i].pattern;
-		if (strcmp(first_pattern, routes[i].pattern) != 0)
-			continue;
 		if (allow.len)
 			tk_buf_puts(&allow, ", ");
 		tk_buf_puts(&allow, routes[i].method);
-	}
-	if (allow.len == 0) {
-		tk_buf_free(&allow);
-		return tk_error_set(err, 404, "not_found", NULL, "no such endpoint");
 	}
 	err->allow = tk_arena_strdup(req->arena, allow.data);
 	tk_buf_free(&allow);

@@ -15,11 +15,17 @@
 #include "app.h"
 #include "auth/features.h"
 
+typedef enum tk_auth {
+	TK_AUTH_NONE,     /* public (health check) */
+	TK_AUTH_TENANT,   /* X-Tenant-Key; runs on the request pool as tekup_app */
+	TK_AUTH_OPERATOR, /* Authorization: Bearer <operator token>; operator pool */
+} tk_auth;
+
 typedef struct tk_route {
 	const char *method;
 	const char *pattern;
 	tk_handler handler;
-	bool needs_tenant;  /* X-Tenant-Key required */
+	tk_auth auth;       /* who may call it: a tenant key, an operator token */
 	bool takes_body;    /* JSON body required; other routes refuse a body */
 	tk_feature feature; /* the plan feature the tenant needs (403 otherwise) */
 } tk_route;

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "admin/operator_auth.h"
 #include "http/router.h"
 #include "util/alloc.h"
 #include "util/log.h"
@@ -199,13 +200,15 @@ static void render_error(tk_request *req, tk_response *res, const tk_error *err)
 	tk_buf_json_string(&b, err->code, strlen(err->code));
 	tk_buf_puts(&b, ",\"message\":");
 	tk_buf_json_string(&b, err->message, strlen(err->message));
-	if (err->field[0] && tk_is_utf8(err->field, strlen(err->field))) {
+	if (err->has_field && tk_is_utf8(err->field, strlen(err->field))) {
 		tk_buf_puts(&b, ",\"field\":");
 		tk_buf_json_string(&b, err->field, strlen(err->field));
 	}
 	tk_buf_puts(&b, "}}");
 	tk_response_json(req, res, err->http_status, b.data, b.len);
 	tk_buf_free(&b);
+	if (err->http_status == 401 && strstr(err->code, "operator_token"))
+		tk_response_header(req, res, "WWW-Authenticate", "Bearer realm=\"tekup-admin\"");
 	if (err->retry_after > 0) {
 		char ra[16];
 		snprintf(ra, sizeof ra, "%d", err->retry_after);
@@ -240,12 +243,18 @@ static tk_status dispatch(tk_server *srv, tk_request *req, tk_response *res, tk_
 	 * since it was last used) is retried once on a fresh connection; a
 	 * write is not, because whether it committed is unknown. */
 	bool retry_allowed = strcmp(req->method, "GET") == 0;
+	db_pool *pool = route->auth == TK_AUTH_OPERATOR ? srv->app->operator_pool : srv->app->pool;
 	for (;;) {
 		db_conn *conn = NULL;
-		if (db_pool_acquire(srv->app->pool, &conn, err) != TK_OK)
+		if (db_pool_acquire(pool, &conn, err) != TK_OK)
 			return TK_ERR;
 		tk_status st = TK_OK;
-		if (route->needs_tenant) {
+		if (route->auth == TK_AUTH_OPERATOR) {
+			st = operator_authenticate(conn, req->arena,
+			                           tk_request_header(req, "Authorization"),
+			                           &req->op, err);
+			req->has_operator = st == TK_OK;
+		} else if (route->auth == TK_AUTH_TENANT) {
 			st = tenant_cache_resolve(srv->app->tenants, conn, req->arena,
 			                          tk_request_header(req, "X-Tenant-Key"),
 			                          &req->tenant, err);
@@ -259,7 +268,7 @@ static tk_status dispatch(tk_server *srv, tk_request *req, tk_response *res, tk_
 		if (st == TK_OK)
 			st = route->handler(srv->app, req, conn, res, err);
 		bool lost = st != TK_OK && PQstatus(db_conn_pg(conn)) != CONNECTION_OK;
-		db_pool_release(srv->app->pool, conn);
+		db_pool_release(pool, conn);
 		if (!lost || !retry_allowed)
 			return st;
 		retry_allowed = false;

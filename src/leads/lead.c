@@ -45,7 +45,8 @@ const char *lead_sql_create(tk_arena *arena)
 	    arena,
 	    "INSERT INTO leads AS l (tenant_id, name, email, phone, company, status, source,"
 	    " custom_fields, assigned_to, created_by)"
-	    " VALUES ($1, $2, $3, $4, $5, COALESCE($6, 'NEW'), $7, COALESCE($8::jsonb, '{}'),"
+	    " VALUES ($1, $2, $3, $4, $5, COALESCE($6, 'NEW'), $7,"
+	    " lead_custom_fields_checked($8::jsonb),"
 	    " $9::uuid, current_app_user_id())"
 	    " RETURNING %s",
 	    lead_returning_sql(arena));
@@ -166,11 +167,10 @@ tk_status lead_update(tk_app *app, tk_request *req, db_conn *conn, tk_response *
 		params[np++] = in.value[i];
 		if (i == LEAD_IN_CUSTOM_FIELDS)
 			/* Shallow merge: given keys replace, null removes a key. */
-			tk_buf_printf(
-			    &sql,
-			    "custom_fields = (l.custom_fields || $%d::jsonb) - ARRAY("
-			    "SELECT key FROM jsonb_each($%d::jsonb) WHERE value = 'null'::jsonb), ",
-			    np, np);
+			tk_buf_printf(&sql,
+			              "custom_fields = lead_custom_fields_merge(l.custom_fields, "
+			              "$%d::jsonb), ",
+			              np);
 		else if (i == LEAD_IN_ASSIGNED_TO)
 			tk_buf_printf(&sql, "assigned_to = $%d::uuid, ", np);
 		else

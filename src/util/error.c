@@ -16,10 +16,19 @@ static void error_fill(tk_error *e, int http_status, const char *code, const cha
 	e->http_status = http_status;
 	e->code = code;
 	vsnprintf(e->message, sizeof e->message, fmt, ap);
-	if (field)
-		snprintf(e->field, sizeof e->field, "%s", field);
-	else
-		e->field[0] = '\0';
+	e->has_field = field != NULL;
+	e->field[0] = '\0';
+	if (field) {
+		/* Cut long names at a character boundary, never inside one. */
+		size_t n = strlen(field);
+		if (n >= sizeof e->field) {
+			n = sizeof e->field - 1;
+			while (n > 0 && ((unsigned char)field[n] & 0xC0) == 0x80)
+				n--;
+		}
+		memcpy(e->field, field, n);
+		e->field[n] = '\0';
+	}
 }
 
 tk_status tk_error_set(tk_error *e, int http_status, const char *code, const char *field,

@@ -9,16 +9,19 @@
 #ifndef TK_ERROR_H
 #define TK_ERROR_H
 
+#include <stdbool.h>
+
 #include "util/status.h"
 
 #define TK_ERROR_MESSAGE_MAX 256
-#define TK_ERROR_FIELD_MAX   64
+#define TK_ERROR_FIELD_MAX   512
 
 typedef struct tk_error {
 	int http_status;  /* 0 while no error is set */
 	const char *code; /* static string, e.g. "validation_error" */
 	char message[TK_ERROR_MESSAGE_MAX];
-	char field[TK_ERROR_FIELD_MAX];
+	char field[TK_ERROR_FIELD_MAX]; /* valid when has_field; may be "" */
+	bool has_field;
 	int retry_after;   /* seconds for Retry-After, 0 for none */
 	const char *allow; /* static Allow header value for 405 */
 } tk_error;
