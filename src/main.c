@@ -1,8 +1,10 @@
 /*
  * main.c - the tekup binary: dispatch to a subcommand.
  */
+#include <curl/curl.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -34,6 +36,12 @@ int main(int argc, char **argv)
 {
 	if (sodium_init() < 0) {
 		fprintf(stderr, "tekup: libsodium failed to initialise\n");
+		return TK_EXIT_FAILURE;
+	}
+	/* libcurl's global state must exist before any thread starts (the
+	 * outbox worker); atexit undoes it after main returns, on every path. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || atexit(curl_global_cleanup) != 0) {
+		fprintf(stderr, "tekup: libcurl failed to initialise\n");
 		return TK_EXIT_FAILURE;
 	}
 	if (argc < 2) {

@@ -47,12 +47,12 @@ BEGIN
 END $$;
 
 CREATE FUNCTION provision_tenant(
-    p_name text, p_plan text, p_billing_email text,
+    p_tenant_id uuid, p_name text, p_plan text, p_billing_email text,
     p_admin_email text, p_admin_name text, p_password_hash text,
     p_timezone text, p_locale text,
     p_key_hash bytea, p_key_prefix text,
     p_data_key_id text, p_wrapped_data_key bytea,
-    p_sample_data boolean, p_dashboard_base text)
+    p_sample_leads integer, p_dashboard_base text)
     RETURNS TABLE (tenant_id uuid, slug text, admin_user_id uuid, dashboard_url text)
     LANGUAGE plpgsql AS $$
 DECLARE
@@ -68,18 +68,19 @@ BEGIN
     END IF;
     -- One person, one admin sign-up: a repeated request (a double-click, a
     -- retried call) must not create a second tenant for the same admin.
-    IF EXISTS (SELECT 1 FROM users WHERE lower(email) = lower(p_admin_email)) THEN
-        RAISE EXCEPTION 'admin e-mail already in use' USING ERRCODE = 'TKP03';
-    END IF;
-    -- Serialise concurrent sign-ups of the same admin e-mail.
-    PERFORM pg_advisory_xact_lock(hashtext(lower(p_admin_email)));
-    IF EXISTS (SELECT 1 FROM users WHERE lower(email) = lower(p_admin_email)) THEN
-        RAISE EXCEPTION 'admin e-mail already in use' USING ERRCODE = 'TKP03';
+    -- The advisory lock serialises concurrent sign-ups of one address.
+    IF p_admin_email IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(hashtext(lower(p_admin_email)));
+        IF EXISTS (SELECT 1 FROM users WHERE lower(email) = lower(p_admin_email)) THEN
+            RAISE EXCEPTION 'admin e-mail already in use' USING ERRCODE = 'TKP03';
+        END IF;
     END IF;
 
     v_slug := make_tenant_slug(p_name);
-    INSERT INTO tenants (name, slug, billing_email, encryption_key_id)
-    VALUES (p_name, v_slug, p_billing_email, p_data_key_id)
+    -- The caller chooses the id, so it can write the audit row for this
+    -- tenant in the same round trip.
+    INSERT INTO tenants (id, name, slug, billing_email, encryption_key_id)
+    VALUES (p_tenant_id, p_name, v_slug, p_billing_email, p_data_key_id)
     RETURNING id INTO v_tenant;
     PERFORM tenant_apply_plan(v_tenant, p_plan);
 
@@ -87,15 +88,17 @@ BEGIN
     VALUES (v_tenant, p_data_key_id, p_wrapped_data_key);
     INSERT INTO api_keys (tenant_id, key_hash, prefix, name)
     VALUES (v_tenant, p_key_hash, p_key_prefix, 'default');
-    INSERT INTO users (tenant_id, email, name, password_hash)
-    VALUES (v_tenant, p_admin_email, p_admin_name, p_password_hash)
-    RETURNING id INTO v_user;
-    INSERT INTO tenant_users (tenant_id, user_id, role) VALUES (v_tenant, v_user, 'admin');
+    IF p_admin_email IS NOT NULL THEN
+        INSERT INTO users (tenant_id, email, name, password_hash)
+        VALUES (v_tenant, p_admin_email, p_admin_name, p_password_hash)
+        RETURNING id INTO v_user;
+        INSERT INTO tenant_users (tenant_id, user_id, role) VALUES (v_tenant, v_user, 'admin');
+    END IF;
     INSERT INTO tenant_settings (tenant_id, timezone, locale, date_format, time_format)
     VALUES (v_tenant, p_timezone, p_locale, 'YYYY-MM-DD', '24h');
 
-    IF p_sample_data THEN
-        PERFORM create_sample_data(v_tenant, v_user, 10);
+    IF p_sample_leads > 0 THEN
+        PERFORM create_sample_data(v_tenant, v_user, p_sample_leads);
     END IF;
 
     -- The seed's post-transaction side effects, now part of the transaction.
@@ -105,6 +108,7 @@ BEGIN
                 jsonb_build_object('tenantId', v_tenant, 'plan', p_plan,
                                    'billingEmail', p_billing_email, 'slug', v_slug));
     END IF;
+    IF p_admin_email IS NOT NULL THEN
     INSERT INTO outbox (tenant_id, kind, topic, payload)
     VALUES (v_tenant, 'email', 'tenant.welcome',
             jsonb_build_object(
@@ -113,6 +117,7 @@ BEGIN
                 'text', 'Hello ' || coalesce(p_admin_name, '') || E',\n\n'
                         || 'your workspace "' || p_name || '" is ready: '
                         || p_dashboard_base || '/' || v_slug || E'\n'));
+    END IF;
 
     RETURN QUERY SELECT v_tenant, v_slug, v_user, p_dashboard_base || '/' || v_slug;
 END $$;
@@ -148,9 +153,9 @@ CREATE FUNCTION create_sample_data(p_tenant uuid, p_user uuid, p_leads integer) 
 $$;
 
 GRANT EXECUTE ON FUNCTION tenant_apply_plan(uuid, text), create_sample_data(uuid, uuid, integer),
-    provision_tenant(text, text, text, text, text, text, text, text, bytea, text, text, bytea,
-                     boolean, text) TO tekup_operator;
+    provision_tenant(uuid, text, text, text, text, text, text, text, text, bytea, text, text, bytea,
+                     integer, text) TO tekup_operator;
 REVOKE ALL ON FUNCTION tenant_apply_plan(uuid, text), create_sample_data(uuid, uuid, integer),
-    provision_tenant(text, text, text, text, text, text, text, text, bytea, text, text, bytea,
-                     boolean, text) FROM PUBLIC;
+    provision_tenant(uuid, text, text, text, text, text, text, text, text, bytea, text, text, bytea,
+                     integer, text) FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON tenant_data_keys TO tekup_operator;

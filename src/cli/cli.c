@@ -6,8 +6,36 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <errno.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth/datakey.h"
 #include "db/cluster.h"
 #include "util/log.h"
+
+tk_status cli_master_key(const tk_config *cfg, unsigned char key[32])
+{
+	char path[PATH_MAX];
+	if (cfg->master_key_file)
+		snprintf(path, sizeof path, "%s", cfg->master_key_file);
+	else if (snprintf(path, sizeof path, "%s/master.key", cfg->data_dir) >= (int)sizeof path)
+		return TK_ERR;
+	if (!cfg->master_key_file && mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
+		log_error("cannot create %s: %s", cfg->data_dir, strerror(errno));
+		return TK_ERR;
+	}
+	return tk_master_key_load(path, key);
+}
+
+const char *cli_actor(void)
+{
+	static char actor[64];
+	struct passwd *pw = getpwuid(getuid());
+	snprintf(actor, sizeof actor, "cli:%s", pw ? pw->pw_name : "unknown");
+	return actor;
+}
 
 int cli_wants_help(int argc, char **argv)
 {

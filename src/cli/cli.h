@@ -34,6 +34,10 @@ typedef struct cli_urls {
  * embedded cluster (started and bootstrapped as needed).
  */
 tk_status cli_database_urls(const tk_config *cfg, cli_urls *out) TK_MUST_CHECK;
+/* Loads the master key (--master-key-file, default <data-dir>/master.key). */
+tk_status cli_master_key(const tk_config *cfg, unsigned char key[32]) TK_MUST_CHECK;
+/* "cli:<user>" - who runs this command, for the operator audit. */
+const char *cli_actor(void);
 /* True when argv holds -h or --help. */
 int cli_wants_help(int argc, char **argv);
 /* Loads config or prints the error and returns TK_ERR (exit 2). */

@@ -46,7 +46,7 @@ int cmd_migrate(int argc, char **argv)
 	cli_urls urls;
 	int code = TK_EXIT_FAILURE;
 	if (cli_database_urls(&cfg, &urls) == TK_OK &&
-	    tk_migrate(urls.admin, tk_migrations_default_dir(), stdout) == TK_OK)
+	    tk_migrate(urls.admin, tk_migrations_default_dir(cfg.migrations_dir), stdout) == TK_OK)
 		code = TK_EXIT_OK;
 	tk_config_free(&cfg);
 	return code;

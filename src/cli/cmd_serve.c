@@ -11,10 +11,13 @@
 #include "cli/cli.h"
 #include "db/migrate.h"
 #include "http/server.h"
+#include "outbox/outbox.h"
 #include "tenants/tenant.h"
 #include "util/log.h"
 
 #define DEMO_SAMPLE_LEADS 5
+/* Operator traffic (/admin, jobs) is light; it must not take request slots. */
+#define SERVE_OPERATOR_POOL_SIZE 2
 
 static void serve_usage(void)
 {
@@ -66,12 +69,14 @@ int cmd_serve(int argc, char **argv)
 	int code = TK_EXIT_FAILURE;
 	cli_urls urls;
 	db_pool *pool = NULL;
+	db_pool *operator_pool = NULL;
 	tenant_cache *tenants = NULL;
 	tk_server *server = NULL;
+	outbox_worker *outbox = NULL;
 
 	if (cli_database_urls(&cfg, &urls) != TK_OK)
 		goto cleanup;
-	if (cfg.migrate && tk_migrate(urls.admin, tk_migrations_default_dir(), stderr) != TK_OK)
+	if (cfg.migrate && tk_migrate(urls.admin, tk_migrations_default_dir(cfg.migrations_dir), stderr) != TK_OK)
 		goto cleanup;
 	if (cfg.demo)
 		create_demo(&urls, &cfg);
@@ -93,8 +98,20 @@ int cmd_serve(int argc, char **argv)
 	    .unnamed_statements = cfg.pgbouncer,
 	};
 	pool = db_pool_create(&po);
+	/* Always started: it idles when no peer is configured. */
+	outbox = outbox_worker_start(&cfg, urls.operator_);
+	if (outbox == NULL)
+		goto cleanup;
+	db_pool_options oo = po;
+	oo.conninfo = urls.operator_;
+	oo.size = SERVE_OPERATOR_POOL_SIZE;
+	oo.unnamed_statements = false; /* operator URLs go straight to PostgreSQL */
+	operator_pool = db_pool_create(&oo);
 	tenants = tenant_cache_create(cfg.key_cache_ttl_ms);
-	tk_app app = {.cfg = &cfg, .pool = pool, .tenants = tenants};
+	tk_app app = {
+	    .cfg = &cfg, .pool = pool, .operator_pool = operator_pool, .tenants = tenants};
+	if (cli_master_key(&cfg, app.master_key) != TK_OK)
+		goto cleanup;
 	server = tk_server_start(&app);
 	if (server == NULL)
 		goto cleanup;
@@ -107,11 +124,15 @@ int cmd_serve(int argc, char **argv)
 	         sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.shutdown_timeout_s);
 	tk_server_stop(server, (int)cfg.shutdown_timeout_s);
 	server = NULL;
+	outbox_worker_stop(outbox);
+	outbox = NULL;
 	log_info("stopped");
 	code = TK_EXIT_OK;
 cleanup:
 	tk_server_stop(server, 0);
+	outbox_worker_stop(outbox);
 	db_pool_destroy(pool);
+	db_pool_destroy(operator_pool);
 	tenant_cache_destroy(tenants);
 	tk_config_free(&cfg);
 	return code;

@@ -30,20 +30,25 @@ typedef struct migration {
 
 static char default_dir[PATH_MAX];
 
-const char *tk_migrations_default_dir(void)
+const char *tk_migrations_default_dir(const char *configured)
 {
+	if (configured)
+		return configured;
+	/* Installed (<prefix>/bin/tekup -> <prefix>/share/tekup/migrations) or
+	 * built in a checkout (build/<kind>/tekup -> sql/migrations). */
+	static const char *const relative[] = {"../share/tekup/migrations", "../sql/migrations",
+	                                       "../../sql/migrations"};
 	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
 	struct stat st;
 	if (n > 0) {
 		exe[n] = '\0';
 		char *dir = dirname(exe);
-		snprintf(default_dir, sizeof default_dir, "%s/../sql/migrations", dir);
-		if (stat(default_dir, &st) == 0 && S_ISDIR(st.st_mode))
-			return default_dir;
-		snprintf(default_dir, sizeof default_dir, "%s/../share/tekup/migrations", dir);
-		if (stat(default_dir, &st) == 0 && S_ISDIR(st.st_mode))
-			return default_dir;
+		for (size_t i = 0; i < sizeof relative / sizeof relative[0]; i++) {
+			snprintf(default_dir, sizeof default_dir, "%s/%s", dir, relative[i]);
+			if (stat(default_dir, &st) == 0 && S_ISDIR(st.st_mode))
+				return default_dir;
+		}
 	}
 	return "sql/migrations";
 }

@@ -16,8 +16,10 @@
 
 #include "util/status.h"
 
-/* Finds sql/migrations next to the binary (../sql/migrations) or in cwd. */
-const char *tk_migrations_default_dir(void);
+/* configured when set; else found next to the binary (installed:
+ * ../share/tekup/migrations; a checkout's build/<kind>/: ../../sql/migrations);
+ * else ./sql/migrations. */
+const char *tk_migrations_default_dir(const char *configured);
 
 /* Applies pending migrations as the owner; progress lines go to out. */
 tk_status tk_migrate(const char *admin_conninfo, const char *dir, FILE *out) TK_MUST_CHECK;

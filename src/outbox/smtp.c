@@ -215,7 +215,8 @@ tk_status outbox_smtp_send(const outbox_target *t, const outbox_email *m, outbox
 			/* The reply code says who refused; the reply text could echo
 			 * addresses back, so it is not kept. */
 			size_t used = strlen(f->message);
-			snprintf(f->message + used, sizeof f->message - used, " (reply %ld)", reply);
+			snprintf(f->message + used, sizeof f->message - used, " (reply %ld)",
+			         reply);
 		}
 		goto cleanup;
 	}

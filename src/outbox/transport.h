@@ -21,8 +21,8 @@
 /* Where to deliver and how long to try; all borrowed. */
 typedef struct outbox_target {
 	const char *url;
-	long timeout_ms;            /* whole attempt, connect included */
-	const atomic_bool *cancel;  /* set by outbox_worker_stop */
+	long timeout_ms;           /* whole attempt, connect included */
+	const atomic_bool *cancel; /* set by outbox_worker_stop */
 } outbox_target;
 
 /*

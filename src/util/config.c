@@ -3,6 +3,8 @@
  */
 #include "util/config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +57,8 @@ static const cfg_option options[] = {
      OFF(database_admin_url), "libpq URL of the schema owner, for migrations"},
     {"data-dir", "TEKUP_DATA_DIR", CFG_STR, S | D, 0, 0, "./var", OFF(data_dir),
      "where the embedded PostgreSQL cluster lives"},
+    {"migrations-dir", "TEKUP_MIGRATIONS_DIR", CFG_STR, S | D, 0, 0, NULL, OFF(migrations_dir),
+     "where the NNNN_*.sql migrations are (default: found next to the binary)"},
     {"migrate", "TEKUP_MIGRATE", CFG_BOOL, S, 0, 0, "true", OFF(migrate),
      "apply migrations on start (--no-migrate to skip)"},
     {"pgbouncer", "TEKUP_PGBOUNCER", CFG_BOOL, S, 0, 0, "false", OFF(pgbouncer),
@@ -65,6 +69,9 @@ static const cfg_option options[] = {
      OFF(database_operator_url), "libpq URL of the operator role (admin API, jobs)"},
     {"dashboard-url", "TEKUP_DASHBOARD_URL", CFG_STR, S | D, 0, 0, "https://app.tekup.org",
      OFF(dashboard_url), "base of the dashboardUrl returned at provisioning"},
+    {"master-key-file", "TEKUP_MASTER_KEY_FILE", CFG_STR, S | D, 0, 0, NULL, OFF(master_key_file),
+     "file with the 32-byte master key (hex) wrapping tenant data keys; created if missing "
+     "(default <data-dir>/master.key; share it between servers)"},
     {"smtp-url", "TEKUP_SMTP_URL", CFG_STR, S, 0, 0, NULL, OFF(smtp_url),
      "SMTP server for welcome e-mail, e.g. smtp://127.0.0.1:25 (unset: e-mail waits)"},
     {"mail-from", "TEKUP_MAIL_FROM", CFG_STR, S, 0, 0, "no-reply@tekup.local", OFF(mail_from),
@@ -207,8 +214,11 @@ static tk_status cfg_validate(tk_config *cfg, char *err, size_t errlen)
 		         lv);
 		return TK_ERR;
 	}
-	if (cfg->bind_address == NULL) {
-		snprintf(err, errlen, "--bind: an address is required");
+	unsigned char addr[sizeof(struct in6_addr)];
+	if (cfg->bind_address == NULL || (inet_pton(AF_INET, cfg->bind_address, addr) != 1 &&
+	                                  inet_pton(AF_INET6, cfg->bind_address, addr) != 1)) {
+		snprintf(err, errlen, "--bind: expected an IPv4 or IPv6 address, got '%s'",
+		         cfg->bind_address ? cfg->bind_address : "");
 		return TK_ERR;
 	}
 	if (cfg->data_dir == NULL) {
@@ -307,9 +317,11 @@ void tk_config_free(tk_config *cfg)
 	free(cfg->database_url);
 	free(cfg->database_admin_url);
 	free(cfg->data_dir);
+	free(cfg->migrations_dir);
 	free(cfg->log_level);
 	free(cfg->database_operator_url);
 	free(cfg->dashboard_url);
+	free(cfg->master_key_file);
 	free(cfg->smtp_url);
 	free(cfg->mail_from);
 	free(cfg->billing_webhook_url);

@@ -31,14 +31,16 @@ typedef struct tk_config {
 	char *database_admin_url;    /* NULL: same as database_url, or embedded */
 	char *database_operator_url; /* operator work (admin API, jobs, outbox) */
 	char *data_dir;
+	char *migrations_dir; /* NULL: found next to the binary */
 	bool migrate;
 	bool pgbouncer;
 	bool demo;
 	char *log_level;
 
 	/* Operator side (issue: tenant lifecycle). */
-	char *dashboard_url; /* base of dashboardUrl; + "/" + slug */
-	char *smtp_url;      /* NULL: welcome e-mails wait in the outbox */
+	char *dashboard_url;   /* base of dashboardUrl; + "/" + slug */
+	char *master_key_file; /* wraps per-tenant data keys; NULL: <data_dir>/master.key */
+	char *smtp_url;        /* NULL: welcome e-mails wait in the outbox */
 	char *mail_from;
 	char *billing_webhook_url;    /* NULL: billing events wait in the outbox */
 	char *billing_webhook_secret; /* HMAC-SHA256 key for the signature header */

@@ -6,6 +6,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 
 static bool is_hex(unsigned char c)
@@ -206,4 +208,16 @@ bool tk_is_timestamp(const char *s, size_t len)
 	    two_digit_in(s + i + 4, 0, 59))
 		return true;
 	return false;
+}
+
+void tk_uuid_v4(char out[TK_UUID_LEN + 1])
+{
+	unsigned char b[16];
+	randombytes_buf(b, sizeof b);
+	b[6] = (unsigned char)((b[6] & 0x0F) | 0x40); /* version 4 */
+	b[8] = (unsigned char)((b[8] & 0x3F) | 0x80); /* RFC 4122 variant */
+	snprintf(out, TK_UUID_LEN + 1,
+	         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+	         b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+	         b[15]);
 }

@@ -32,4 +32,7 @@ bool tk_parse_int(const char *s, long min, long max, long *out);
  */
 bool tk_is_timestamp(const char *s, size_t len);
 
+/* A random (version 4) UUID, lower case (uses libsodium's CSPRNG). */
+void tk_uuid_v4(char out[TK_UUID_LEN + 1]);
+
 #endif
