@@ -5,16 +5,45 @@
  * (router.h).  Adding an endpoint means adding a line here, naming the
  * plan feature it needs (the seed's @TenantSecure('lead:read') etc.).
  */
+#include "admin/admin.h"
 #include "http/router.h"
 #include "leads/lead.h"
 
 const tk_route tk_api_routes[] = {
-    {"GET", "/v1/leads", lead_list, TK_AUTH_TENANT, false, TK_FEATURE_LEAD_READ},
-    {"POST", "/v1/leads", lead_create, TK_AUTH_TENANT, true, TK_FEATURE_LEAD_CREATE},
-    {"GET", "/v1/leads/stats", lead_stats, TK_AUTH_TENANT, false, TK_FEATURE_LEAD_READ},
-    {"GET", "/v1/leads/:id", lead_get, TK_AUTH_TENANT, false, TK_FEATURE_LEAD_READ},
-    {"PATCH", "/v1/leads/:id", lead_update, TK_AUTH_TENANT, true, TK_FEATURE_LEAD_UPDATE},
-    {"DELETE", "/v1/leads/:id", lead_delete, TK_AUTH_TENANT, false, TK_FEATURE_LEAD_DELETE},
+    {"GET", "/v1/leads", lead_list, TK_AUTH_TENANT, TK_BODY_NONE, TK_FEATURE_LEAD_READ},
+    {"POST", "/v1/leads", lead_create, TK_AUTH_TENANT, TK_BODY_JSON, TK_FEATURE_LEAD_CREATE},
+    {"GET", "/v1/leads/stats", lead_stats, TK_AUTH_TENANT, TK_BODY_NONE, TK_FEATURE_LEAD_READ},
+    {"GET", "/v1/leads/:id", lead_get, TK_AUTH_TENANT, TK_BODY_NONE, TK_FEATURE_LEAD_READ},
+    {"PATCH", "/v1/leads/:id", lead_update, TK_AUTH_TENANT, TK_BODY_JSON, TK_FEATURE_LEAD_UPDATE},
+    {"DELETE", "/v1/leads/:id", lead_delete, TK_AUTH_TENANT, TK_BODY_NONE, TK_FEATURE_LEAD_DELETE},
+
+    /* Operator API: Authorization: Bearer <operator token>. */
+    {"POST", "/admin/tenants", admin_tenant_create, TK_AUTH_OPERATOR, TK_BODY_JSON,
+     TK_FEATURE_NONE},
+    {"GET", "/admin/tenants", admin_tenant_list, TK_AUTH_OPERATOR, TK_BODY_NONE, TK_FEATURE_NONE},
+    {"GET", "/admin/tenants/:id", admin_tenant_show, TK_AUTH_OPERATOR, TK_BODY_NONE,
+     TK_FEATURE_NONE},
+    {"PATCH", "/admin/tenants/:id", admin_tenant_update, TK_AUTH_OPERATOR, TK_BODY_JSON,
+     TK_FEATURE_NONE},
+    {"GET", "/admin/tenants/:id/keys", admin_key_list, TK_AUTH_OPERATOR, TK_BODY_NONE,
+     TK_FEATURE_NONE},
+    {"POST", "/admin/tenants/:id/keys", admin_key_create, TK_AUTH_OPERATOR, TK_BODY_OPTIONAL,
+     TK_FEATURE_NONE},
+    {"DELETE", "/admin/tenants/:id/keys/:keyId", admin_key_revoke, TK_AUTH_OPERATOR, TK_BODY_NONE,
+     TK_FEATURE_NONE},
+    {"POST", "/admin/tenants/:id/keys/:keyId/rotate", admin_key_rotate, TK_AUTH_OPERATOR,
+     TK_BODY_OPTIONAL, TK_FEATURE_NONE},
+    {"POST", "/admin/tenants/:id/migrate", admin_tenant_migrate, TK_AUTH_OPERATOR, TK_BODY_JSON,
+     TK_FEATURE_NONE},
+    {"POST", "/admin/maintenance/cleanup", admin_cleanup, TK_AUTH_OPERATOR, TK_BODY_OPTIONAL,
+     TK_FEATURE_NONE},
+    {"POST", "/admin/maintenance/retention", admin_retention, TK_AUTH_OPERATOR, TK_BODY_OPTIONAL,
+     TK_FEATURE_NONE},
+    {"GET", "/admin/outbox", admin_outbox, TK_AUTH_OPERATOR, TK_BODY_NONE, TK_FEATURE_NONE},
+    {"GET", "/admin/audit", admin_audit, TK_AUTH_OPERATOR, TK_BODY_NONE, TK_FEATURE_NONE},
+
+    /* Liveness and database reachability for load balancers; no auth. */
+    {"GET", "/healthz", admin_health, TK_AUTH_NONE, TK_BODY_NONE, TK_FEATURE_NONE},
 };
 
 const size_t tk_api_nroutes = sizeof tk_api_routes / sizeof tk_api_routes[0];

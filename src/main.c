@@ -18,7 +18,8 @@ typedef struct command {
 static const command commands[] = {
     {"serve", cmd_serve, "serve the lead API over HTTP"},
     {"migrate", cmd_migrate, "apply database migrations"},
-    {"tenant", cmd_tenant, "create or list tenants"},
+    {"tenant", cmd_tenant, "provision and manage tenants, keys, migration, cleanup"},
+    {"admin", cmd_admin, "operator tokens for the /admin API"},
     {"db", cmd_db, "start, stop or inspect the embedded PostgreSQL cluster"},
     {"sql", cmd_sql, "print the SQL an endpoint sends (for EXPLAIN and benchmarks)"},
 };

@@ -102,7 +102,8 @@ BEGIN
     END IF;
 
     -- The seed's post-transaction side effects, now part of the transaction.
-    IF p_plan <> 'trial' THEN
+    -- Billing only for paying plans with someone to bill.
+    IF p_plan <> 'trial' AND p_billing_email IS NOT NULL THEN
         INSERT INTO outbox (tenant_id, kind, topic, payload)
         VALUES (v_tenant, 'webhook', 'billing.subscription.create',
                 jsonb_build_object('tenantId', v_tenant, 'plan', p_plan,

@@ -21,6 +21,7 @@ int cmd_migrate(int argc, char **argv);
 int cmd_tenant(int argc, char **argv);
 int cmd_db(int argc, char **argv);
 int cmd_sql(int argc, char **argv);
+int cmd_admin(int argc, char **argv);
 
 typedef struct cli_urls {
 	char request[PATH_MAX + 128];

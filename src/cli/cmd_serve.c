@@ -6,13 +6,15 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "app.h"
 #include "cli/cli.h"
 #include "db/migrate.h"
 #include "http/server.h"
 #include "outbox/outbox.h"
-#include "tenants/tenant.h"
+#include "db/tx.h"
+#include "tenants/provision.h"
 #include "util/log.h"
 
 #define DEMO_SAMPLE_LEADS 5
@@ -29,23 +31,40 @@ static void serve_usage(void)
 	tk_config_usage(stdout, TK_CFG_SERVE);
 }
 
-static void create_demo(const cli_urls *urls, const tk_config *cfg)
+/* On the first run (no tenant at all), a demo tenant with a few leads, made
+ * through the same provisioning path as the operator API. */
+static void create_demo(tk_app *app)
 {
-	PGconn *pg = PQconnectdb(urls->admin);
-	int exists = 1;
-	tenant_created t;
-	if (PQstatus(pg) != CONNECTION_OK) {
-		log_error("demo tenant skipped: cannot connect as owner: %s", PQerrorMessage(pg));
-	} else if (tenant_any(pg, &exists) == TK_OK && !exists &&
-	           tenant_create(pg, "Demo Company", "professional", DEMO_SAMPLE_LEADS, &t) ==
-	               TK_OK) {
+	db_conn *conn = NULL;
+	tk_error err = {0};
+	tk_arena *arena = tk_arena_create();
+	if (db_pool_acquire(app->operator_pool, &conn, &err) != TK_OK) {
+		log_warn("demo tenant skipped: %s", err.message);
+		tk_arena_destroy(arena);
+		return;
+	}
+	db_tx *tx = db_tx_new(arena, conn);
+	int q = db_tx_add(tx, "SELECT EXISTS (SELECT 1 FROM tenants)", 0, NULL);
+	bool empty =
+	    db_tx_run(tx, &err) == TK_OK && strcmp(PQgetvalue(db_tx_result(tx, q), 0, 0), "f") == 0;
+	db_tx_clear(tx);
+	provision_request in = {
+	    .name = "Demo Company", .plan = "professional", .sample_leads = DEMO_SAMPLE_LEADS};
+	provision_actor who = {NULL, "serve:first-run-demo"};
+	provision_result t;
+	if (empty && provision_run(conn, arena, &in, app->master_key, app->cfg->dashboard_url, &who,
+	                           &t, &err) == TK_OK) {
 		printf("\nCreated a demo tenant \"Demo Company\" (%s) with %d leads.\n"
 		       "Its API key (shown once, stored only as a hash):\n\n    %s\n\n"
 		       "Try:\n    curl -s -H 'X-Tenant-Key: %s' http://%s:%ld/v1/leads\n\n",
-		       t.id, DEMO_SAMPLE_LEADS, t.api_key, t.api_key, cfg->bind_address, cfg->port);
+		       t.tenant_id, DEMO_SAMPLE_LEADS, t.api_key, t.api_key, app->cfg->bind_address,
+		       app->cfg->port);
 		fflush(stdout);
+	} else if (empty) {
+		log_warn("demo tenant not created: %s", err.message);
 	}
-	PQfinish(pg);
+	db_pool_release(app->operator_pool, conn);
+	tk_arena_destroy(arena);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -76,10 +95,9 @@ int cmd_serve(int argc, char **argv)
 
 	if (cli_database_urls(&cfg, &urls) != TK_OK)
 		goto cleanup;
-	if (cfg.migrate && tk_migrate(urls.admin, tk_migrations_default_dir(cfg.migrations_dir), stderr) != TK_OK)
+	if (cfg.migrate &&
+	    tk_migrate(urls.admin, tk_migrations_default_dir(cfg.migrations_dir), stderr) != TK_OK)
 		goto cleanup;
-	if (cfg.demo)
-		create_demo(&urls, &cfg);
 
 	/* Block the stop signals before any thread starts, so every thread
 	 * inherits the mask and only sigwait below receives them. */
@@ -112,6 +130,8 @@ int cmd_serve(int argc, char **argv)
 	    .cfg = &cfg, .pool = pool, .operator_pool = operator_pool, .tenants = tenants};
 	if (cli_master_key(&cfg, app.master_key) != TK_OK)
 		goto cleanup;
+	if (cfg.demo)
+		create_demo(&app);
 	server = tk_server_start(&app);
 	if (server == NULL)
 		goto cleanup;

@@ -21,12 +21,18 @@ typedef enum tk_auth {
 	TK_AUTH_OPERATOR, /* Authorization: Bearer <operator token>; operator pool */
 } tk_auth;
 
+typedef enum tk_body {
+	TK_BODY_NONE = 0,     /* a body is refused (400 body_not_allowed) */
+	TK_BODY_JSON = 1,     /* application/json required (415 otherwise) */
+	TK_BODY_OPTIONAL = 2, /* may be empty; when present, must be JSON */
+} tk_body;
+
 typedef struct tk_route {
 	const char *method;
 	const char *pattern;
 	tk_handler handler;
 	tk_auth auth;       /* who may call it: a tenant key, an operator token */
-	bool takes_body;    /* JSON body required; other routes refuse a body */
+	tk_body body;       /* whether a JSON body is required, optional or refused */
 	tk_feature feature; /* the plan feature the tenant needs (403 otherwise) */
 } tk_route;
 

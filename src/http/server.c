@@ -230,7 +230,8 @@ static tk_status dispatch(tk_server *srv, tk_request *req, tk_response *res, tk_
 	if (req->body_too_large)
 		return tk_error_set(err, 413, "payload_too_large", NULL,
 		                    "the request body exceeds %d bytes", TK_BODY_MAX_BYTES);
-	if (route->takes_body) {
+	if (route->body == TK_BODY_JSON ||
+	    (route->body == TK_BODY_OPTIONAL && request_has_body(req))) {
 		if (!content_type_is_json(tk_request_header(req, MHD_HTTP_HEADER_CONTENT_TYPE)))
 			return tk_error_set(err, 415, "unsupported_media_type", NULL,
 			                    "send the body as application/json");
@@ -243,6 +244,14 @@ static tk_status dispatch(tk_server *srv, tk_request *req, tk_response *res, tk_
 	 * since it was last used) is retried once on a fresh connection; a
 	 * write is not, because whether it committed is unknown. */
 	bool retry_allowed = strcmp(req->method, "GET") == 0;
+	/* Missing credentials are answered without touching the database. */
+	const char *tenant_key = tk_request_header(req, "X-Tenant-Key");
+	const char *authorization = tk_request_header(req, "Authorization");
+	if (route->auth == TK_AUTH_TENANT && (tenant_key == NULL || tenant_key[0] == '\0'))
+		return tenant_cache_resolve(srv->app->tenants, NULL, req->arena, NULL, &req->tenant,
+		                            err);
+	if (route->auth == TK_AUTH_OPERATOR && (authorization == NULL || authorization[0] == '\0'))
+		return operator_authenticate(NULL, req->arena, NULL, &req->op, err);
 	db_pool *pool = route->auth == TK_AUTH_OPERATOR ? srv->app->operator_pool : srv->app->pool;
 	for (;;) {
 		db_conn *conn = NULL;
@@ -255,8 +264,7 @@ static tk_status dispatch(tk_server *srv, tk_request *req, tk_response *res, tk_
 			                           &req->op, err);
 			req->has_operator = st == TK_OK;
 		} else if (route->auth == TK_AUTH_TENANT) {
-			st = tenant_cache_resolve(srv->app->tenants, conn, req->arena,
-			                          tk_request_header(req, "X-Tenant-Key"),
+			st = tenant_cache_resolve(srv->app->tenants, conn, req->arena, tenant_key,
 			                          &req->tenant, err);
 			req->has_tenant = st == TK_OK;
 		}

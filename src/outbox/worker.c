@@ -117,13 +117,20 @@ static bool worker_stopping(outbox_worker *w)
 	return atomic_load(&w->stopping);
 }
 
+/* Logs the first line of libpq's error (the rest is hints and blanks). */
+static void log_db_error(PGconn *pg, const char *what)
+{
+	const char *msg = PQerrorMessage(pg);
+	log_warn("outbox: %s: %.*s", what, (int)strcspn(msg, "\n"), msg);
+}
+
 /* Runs a statement that returns no rows; logs and fails on any error. */
 static tk_status exec_command(PGconn *pg, const char *sql, int nparams, const char *const *params)
 {
 	PGresult *r = PQexecParams(pg, sql, nparams, NULL, params, NULL, NULL, 0);
 	tk_status st = PQresultStatus(r) == PGRES_COMMAND_OK ? TK_OK : TK_ERR;
 	if (st != TK_OK)
-		log_warn("outbox: database error: %s", PQerrorMessage(pg));
+		log_db_error(pg, "database error");
 	PQclear(r);
 	return st;
 }
@@ -139,7 +146,7 @@ static tk_status worker_connect(outbox_worker *w)
 	PGresult *r = PQexec(pg, SESSION_SQL);
 	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 	if (!ok)
-		log_warn("outbox: connection set-up failed: %s", PQerrorMessage(pg));
+		log_db_error(pg, "connection set-up failed");
 	PQclear(r);
 	if (!ok) {
 		PQfinish(pg);
@@ -243,7 +250,7 @@ static tk_status worker_step(outbox_worker *w, bool *found)
 	const char *params[] = {w->kinds};
 	claim = PQexecParams(w->pg, CLAIM_SQL, 1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(claim) != PGRES_TUPLES_OK) {
-		log_warn("outbox: database error: %s", PQerrorMessage(w->pg));
+		log_db_error(w->pg, "database error");
 		goto cleanup;
 	}
 	if (PQntuples(claim) == 0) {
