@@ -14,6 +14,7 @@
 #include "http/server.h"
 #include "outbox/outbox.h"
 #include "db/tx.h"
+#include "tenants/maintenance.h"
 #include "tenants/provision.h"
 #include "util/log.h"
 
@@ -89,6 +90,7 @@ int cmd_serve(int argc, char **argv)
 	cli_urls urls;
 	db_pool *pool = NULL;
 	db_pool *operator_pool = NULL;
+	maintenance *jobs = NULL;
 	tenant_cache *tenants = NULL;
 	tk_server *server = NULL;
 	outbox_worker *outbox = NULL;
@@ -135,6 +137,7 @@ int cmd_serve(int argc, char **argv)
 	server = tk_server_start(&app);
 	if (server == NULL)
 		goto cleanup;
+	jobs = maintenance_start(&app);
 	log_info("tekup %s listening on http://%s:%ld (%ld threads, pool of %ld%s)", TEKUP_VERSION,
 	         cfg.bind_address, cfg.port, cfg.threads, cfg.pool_size,
 	         cfg.pgbouncer ? ", pgbouncer mode" : "");
@@ -144,12 +147,15 @@ int cmd_serve(int argc, char **argv)
 	         sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.shutdown_timeout_s);
 	tk_server_stop(server, (int)cfg.shutdown_timeout_s);
 	server = NULL;
+	maintenance_stop(jobs);
+	jobs = NULL;
 	outbox_worker_stop(outbox);
 	outbox = NULL;
 	log_info("stopped");
 	code = TK_EXIT_OK;
 cleanup:
 	tk_server_stop(server, 0);
+	maintenance_stop(jobs);
 	outbox_worker_stop(outbox);
 	db_pool_destroy(pool);
 	db_pool_destroy(operator_pool);

@@ -90,6 +90,8 @@ static const cfg_option options[] = {
      OFF(archive_retention_days), "archived tenants older than this are deleted"},
     {"maintenance", "TEKUP_MAINTENANCE", CFG_BOOL, S, 0, 0, "true", OFF(maintenance),
      "run the daily cleanup and retention job (one server at a time)"},
+    {"maintenance-interval-s", "TEKUP_MAINTENANCE_INTERVAL_S", CFG_INT, S, 1, 31536000, "86400",
+     OFF(maintenance_interval_s), "how often the maintenance job runs across all servers"},
     {"log-level", "TEKUP_LOG_LEVEL", CFG_STR, S | D, 0, 0, "info", OFF(log_level),
      "debug, info, warn or error"},
 };

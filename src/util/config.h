@@ -49,6 +49,7 @@ typedef struct tk_config {
 	long outbox_backoff_ms;      /* first retry delay; doubles per attempt */
 	long archive_retention_days; /* archived tenants older than this are deleted */
 	bool maintenance;            /* run the daily cleanup/retention job */
+	long maintenance_interval_s; /* how often the job runs across all servers */
 } tk_config;
 
 /* Which settings a subcommand accepts as flags (all read env vars). */
