@@ -49,7 +49,7 @@ static tk_status parse_opts(const char *cmd, int n, char **args, const cli_opt *
 			if (strlen(opts[k].flag) == alen && !strncmp(opts[k].flag, a, alen))
 				o = &opts[k];
 		if (o == NULL) {
-			fprintf(stderr, "tekup %s: unknown option '%.*s'\n", cmd, (int)alen, a);
+			fprintf(stderr, "tekup %s: unknown argument '%.*s'\n", cmd, (int)alen, a);
 			return TK_ERR;
 		}
 		if (o->present)
@@ -167,7 +167,7 @@ static int tenant_create_cmd(const tk_config *cfg, int n, char **args)
 		return TK_EXIT_USAGE;
 	}
 	in.sample_leads = (int)nsamples;
-	if (in.name == NULL) {
+	if (in.name == NULL || in.name[0] == '\0') {
 		fprintf(stderr, "tekup tenant create: --name is required\n");
 		return TK_EXIT_USAGE;
 	}
@@ -181,8 +181,20 @@ static int tenant_create_cmd(const tk_config *cfg, int n, char **args)
 	in.admin_password = getenv("TEKUP_ADMIN_PASSWORD");
 	tk_error err = {0};
 	if (provision_validate(&in, &err) != TK_OK) {
-		fprintf(stderr, "tekup tenant create: %s%s%s\n", err.message,
-		        err.has_field ? " - " : "", err.has_field ? err.field : "");
+		/* Name the flag the operator typed, not the API's field. */
+		static const char *const flags[][2] = {{"name", "--name"},
+		                                       {"billingEmail", "--billing-email"},
+		                                       {"adminEmail", "--admin-email"},
+		                                       {"adminName", "--admin-name"},
+		                                       {"adminPassword", "TEKUP_ADMIN_PASSWORD"},
+		                                       {"timezone", "--timezone"},
+		                                       {"locale", "--locale"},
+		                                       {"sampleLeads", "--sample-leads"}};
+		const char *flag = err.field;
+		for (size_t i = 0; i < TK_ARRAY_LEN(flags); i++)
+			if (!strcmp(flags[i][0], err.field))
+				flag = flags[i][1];
+		fprintf(stderr, "tekup tenant create: %s: %s\n", flag, err.message);
 		return TK_EXIT_USAGE;
 	}
 	cli_session s = {0};
@@ -416,7 +428,12 @@ int cmd_tenant(int argc, char **argv)
 		code = tenant_migrate_cmd(&cfg, nrest - 1, rest + 1);
 	else if (!strcmp(sub, "cleanup") || !strcmp(sub, "retention"))
 		code = tenant_batch_cmd(&cfg, sub, nrest - 1, rest + 1);
-	else {
+	else if (sub[0] == '\0') {
+		fprintf(stderr,
+		        "tekup tenant: expected a command: create, list, show, set, suspend, "
+		        "activate, archive, key, migrate, cleanup or retention\n");
+		code = TK_EXIT_USAGE;
+	} else {
 		fprintf(stderr, "tekup tenant: unknown command '%s' (see tekup tenant --help)\n",
 		        sub);
 		code = TK_EXIT_USAGE;

@@ -219,7 +219,7 @@ static tk_status cfg_validate(tk_config *cfg, char *err, size_t errlen)
 	unsigned char addr[sizeof(struct in6_addr)];
 	if (cfg->bind_address == NULL || (inet_pton(AF_INET, cfg->bind_address, addr) != 1 &&
 	                                  inet_pton(AF_INET6, cfg->bind_address, addr) != 1)) {
-		snprintf(err, errlen, "--bind: expected an IPv4 or IPv6 address, got '%s'",
+		snprintf(err, errlen, "--bind: '%s' is not an IPv4 or IPv6 address",
 		         cfg->bind_address ? cfg->bind_address : "");
 		return TK_ERR;
 	}

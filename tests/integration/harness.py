@@ -167,7 +167,7 @@ class Context:
         self.workdir = os.path.abspath(workdir)
         self.data_dir = os.path.join(self.workdir, "var")
         self.env = dict(os.environ)
-        for k in ("DATABASE_URL", "DATABASE_ADMIN_URL"):
+        for k in ("DATABASE_URL", "DATABASE_ADMIN_URL", "DATABASE_OPERATOR_URL"):
             self.env.pop(k, None)
         # Leaks are reported at exit and fail the run (see Runner.finish).
         self.env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:exitcode=86"

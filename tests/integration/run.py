@@ -78,6 +78,8 @@ def main():
             bouncer = harness.PgBouncer(ctx)
             ctx.env["DATABASE_URL"] = bouncer.url("tekup_app") + "?pgbouncer=true"
             ctx.env["DATABASE_ADMIN_URL"] = "host=%s dbname=tekup user=tekup_owner" % ctx.socket_dir
+            ctx.env["DATABASE_OPERATOR_URL"] = ("host=%s dbname=tekup user=tekup_operator"
+                                                % ctx.socket_dir)
             print("note: requests go through PgBouncer %s (transaction pooling)" % bouncer.version)
         ctx.server = harness.Server(ctx)
         modules = sorted(os.path.basename(f)[:-3] for f in glob.glob(os.path.join(HERE, "test_*.py")))
@@ -91,14 +93,24 @@ def main():
                       "exit %s\n%s" % (rc, "\n".join(l for l in out.splitlines()
                                                      if "Sanitizer" in l or "runtime error" in l
                                                      or "#" in l[:4])[-6000:]))
+    except Exception:
+        import traceback
+        traceback.print_exc()
+        runner.record("runner.completed_without_an_exception", False)
     finally:
-        if ctx.server and ctx.server.proc.poll() is None:
-            ctx.server.stop()
-        if bouncer:
-            bouncer.stop()
-        ctx.env.pop("DATABASE_URL", None)
-        ctx.env.pop("DATABASE_ADMIN_URL", None)
-        ctx.tekup("db", "stop", "--data-dir", ctx.data_dir)
+        # Never let cleanup hide the summary line.
+        for cleanup in (lambda: ctx.server and ctx.server.proc.poll() is None and ctx.server.stop(),
+                        lambda: bouncer and bouncer.stop()):
+            try:
+                cleanup()
+            except Exception as e:  # noqa: BLE001
+                print("cleanup failed: %r" % e)
+        for k in ("DATABASE_URL", "DATABASE_ADMIN_URL", "DATABASE_OPERATOR_URL"):
+            ctx.env.pop(k, None)
+        try:
+            ctx.tekup("db", "stop", "--data-dir", ctx.data_dir)
+        except Exception as e:  # noqa: BLE001
+            print("cleanup failed: %r" % e)
         label = "pgbouncer" if args.pgbouncer else "integration"
         print("%s: %d passed, %d failed" % (label, runner.passed, runner.failed))
     sys.exit(0 if runner.failed == 0 else 1)

@@ -190,7 +190,7 @@ def create_tenant(ctx, name, *extra, env=None):
     assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
     assert_clean(p)
     f = parse_created(p.stdout)
-    assert set(f) == {"tenant_id", "slug", "api_key"}, p.stdout
+    assert {"tenant_id", "slug", "api_key"} <= set(f), p.stdout
     assert UUID_RE.match(f["tenant_id"]), f
     assert KEY_RE.match(f["api_key"]), f
     assert "shown once" in p.stdout, p.stdout
@@ -252,9 +252,9 @@ def help_of_tekup_and_each_subcommand(ctx):
                               "--pool-size", "TEKUP_PORT", "TEKUP_THREADS", "TEKUP_POOL_SIZE",
                               "DATABASE_URL", "--no-migrate"],
         ("migrate", "--help"): ["usage: tekup migrate", "DATABASE_ADMIN_URL", "--data-dir"],
-        ("tenant", "--help"): ["usage: tekup tenant create --name NAME", "--plan",
-                               "tekup tenant list"],
-        ("tenant", "create", "--help"): ["usage: tekup tenant create"],
+        ("tenant", "--help"): ["usage: tekup tenant", "create --name NAME", "--plan",
+                               "list"],
+        ("tenant", "create", "--help"): ["usage: tekup tenant", "create --name NAME"],
         ("db", "--help"): ["usage: tekup db", "start", "stop", "status"],
     }
     for args, needles in cases.items():
@@ -288,8 +288,8 @@ def bad_arguments_exit_2_with_a_clear_message(ctx):
         (["serve", "extra"] + dd, r"unknown argument 'extra'"),
         (["migrate", "--bogus"] + dd, r"unknown argument '--bogus'"),
         (["migrate", "--port", "8080"] + dd, r"unknown argument '--port'"),
-        (["tenant"] + dd, r"expected 'create' or 'list'"),
-        (["tenant", "frobnicate"] + dd, r"expected 'create' or 'list'"),
+        (["tenant"] + dd, r"expected a command"),
+        (["tenant", "frobnicate"] + dd, r"unknown command 'frobnicate'"),
         (["tenant", "create"] + dd, r"--name is required"),
         (["tenant", "create", "--name", ""] + dd, r"--name is required"),
         (["tenant", "create"] + dd + ["--name"], r"--name needs a value"),
@@ -298,7 +298,7 @@ def bad_arguments_exit_2_with_a_clear_message(ctx):
         (["tenant", "create", "--name", "X", "--sample-leads", "-1"] + dd, r"--sample-leads"),
         (["tenant", "create", "--name", "X", "--colour", "red"] + dd,
          r"unknown argument '--colour'"),
-        (["tenant", "list", "extra"] + dd, r"expected 'create' or 'list'"),
+        (["tenant", "list", "extra"] + dd, r"unexpected argument 'extra'"),
         (["db"] + dd, r"expected start, stop or status"),
         (["db", "explode"] + dd, r"unknown action 'explode'"),
     ]
