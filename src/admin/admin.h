@@ -34,8 +34,7 @@ tk_status admin_retention(tk_app *app, tk_request *req, db_conn *conn, tk_respon
                           tk_error *err);
 tk_status admin_outbox(tk_app *app, tk_request *req, db_conn *conn, tk_response *res,
                        tk_error *err);
-tk_status admin_audit(tk_app *app, tk_request *req, db_conn *conn, tk_response *res,
-                      tk_error *err);
+tk_status admin_audit(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err);
 /* GET /healthz: 200 when PostgreSQL answers, 503 otherwise (no auth). */
 tk_status admin_health(tk_app *app, tk_request *req, db_conn *conn, tk_response *res,
                        tk_error *err);

@@ -35,7 +35,7 @@ typedef struct tk_query_param {
 typedef struct tk_tenant {
 	unsigned features; /* tk_feature bits enabled for this tenant */
 	char id[40];       /* validated lower-case UUID */
-	char name[1024]; /* up to 255 characters of UTF-8 */
+	char name[1024];   /* up to 255 characters of UTF-8 */
 } tk_tenant;
 
 typedef struct tk_operator {

@@ -46,7 +46,7 @@ static tk_status run_json(db_conn *c, tk_arena *a, const char *sql, int n, const
 {
 	db_tx *tx = db_tx_new(a, c);
 	int q = db_tx_add(tx, sql, n, p);
-	if (au)
+	if (au && who)
 		queue_audit(tx, a, who, au);
 	tk_status st = db_tx_run(tx, err);
 	if (st == TK_OK) {
@@ -176,76 +176,90 @@ tk_status tenant_ops_update(db_conn *c, tk_arena *a, const ops_actor *who, const
 	return st;
 }
 
-#define KEY_JSON                                                                                                          \
-	"json_build_object('id', k.id, 'prefix', k.prefix, 'name', k.name, 'createdAt', " TS("k."                         \
-	                                                                                     "cre"                        \
-	                                                                                     "ate"                        \
-	                                                                                     "d_"                         \
-	                                                                                     "at") ", 'lastUsedAt', " TS( \
-	    "k.last_used_at") ", 'expiresAt', " TS("k.expires_at") ", 'revokedAt', " TS("k."                              \
-	                                                                                "revoked_"                        \
-	                                                                                "at") ", "                        \
-	                                                                                      "'s"                        \
-	                                                                                      "ta"                        \
-	                                                                                      "tu"                        \
-	                                                                                      "s'"                        \
-	                                                                                      ", "                        \
-	                                                                                      "CA"                        \
-	                                                                                      "SE"                        \
-	                                                                                      " W"                        \
-	                                                                                      "HE"                        \
-	                                                                                      "N "                        \
-	                                                                                      "k."                        \
-	                                                                                      "re"                        \
-	                                                                                      "vo"                        \
-	                                                                                      "ke"                        \
-	                                                                                      "d_"                        \
-	                                                                                      "at"                        \
-	                                                                                      " I"                        \
-	                                                                                      "S "                        \
-	                                                                                      "NO"                        \
-	                                                                                      "T "                        \
-	                                                                                      "NU"                        \
-	                                                                                      "LL"                        \
-	                                                                                      " T"                        \
-	                                                                                      "HE"                        \
-	                                                                                      "N "                        \
-	                                                                                      "'r"                        \
-	                                                                                      "ev"                        \
-	                                                                                      "ok"                        \
-	                                                                                      "ed"                        \
-	                                                                                      "' "                        \
-	                                                                                      "WH"                        \
-	                                                                                      "EN"                        \
-	                                                                                      " k"                        \
-	                                                                                      ".e"                        \
-	                                                                                      "xp"                        \
-	                                                                                      "ir"                        \
-	                                                                                      "es"                        \
-	                                                                                      "_a"                        \
-	                                                                                      "t "                        \
-	                                                                                      "<="                        \
-	                                                                                      " n"                        \
-	                                                                                      "ow"                        \
-	                                                                                      "()"                        \
-	                                                                                      " T"                        \
-	                                                                                      "HE"                        \
-	                                                                                      "N "                        \
-	                                                                                      "'e"                        \
-	                                                                                      "xp"                        \
-	                                                                                      "ir"                        \
-	                                                                                      "ed"                        \
-	                                                                                      "' "                        \
-	                                                                                      "EL"                        \
-	                                                                                      "SE"                        \
-	                                                                                      " "                         \
-	                                                                                      "'a"                        \
-	                                                                                      "ct"                        \
-	                                                                                      "iv"                        \
-	                                                                                      "e'"                        \
-	                                                                                      " E"                        \
-	                                                                                      "ND"                        \
-	                                                                                      ")"
+#define KEY_JSON                                                                                                 \
+	"json_build_object('id', k.id, 'prefix', k.prefix, 'name', k.name, 'createdAt', " TS(                    \
+	    "k."                                                                                                 \
+	    "cre"                                                                                                \
+	    "ate"                                                                                                \
+	    "d_"                                                                                                 \
+	    "at") ", 'lastUsedAt', " TS("k.last_used_at") ", 'expiresAt', " TS("k.expires_at") ","               \
+	                                                                                       " "               \
+	                                                                                       "'"               \
+	                                                                                       "r"               \
+	                                                                                       "e"               \
+	                                                                                       "v"               \
+	                                                                                       "o"               \
+	                                                                                       "k"               \
+	                                                                                       "e"               \
+	                                                                                       "d"               \
+	                                                                                       "A"               \
+	                                                                                       "t"               \
+	                                                                                       "'"               \
+	                                                                                       ","               \
+	                                                                                       " " TS("k."       \
+	                                                                                              "revoked_" \
+	                                                                                              "at") ", " \
+	                                                                                                    "'s" \
+	                                                                                                    "ta" \
+	                                                                                                    "tu" \
+	                                                                                                    "s'" \
+	                                                                                                    ", " \
+	                                                                                                    "CA" \
+	                                                                                                    "SE" \
+	                                                                                                    " W" \
+	                                                                                                    "HE" \
+	                                                                                                    "N " \
+	                                                                                                    "k." \
+	                                                                                                    "re" \
+	                                                                                                    "vo" \
+	                                                                                                    "ke" \
+	                                                                                                    "d_" \
+	                                                                                                    "at" \
+	                                                                                                    " I" \
+	                                                                                                    "S " \
+	                                                                                                    "NO" \
+	                                                                                                    "T " \
+	                                                                                                    "NU" \
+	                                                                                                    "LL" \
+	                                                                                                    " T" \
+	                                                                                                    "HE" \
+	                                                                                                    "N " \
+	                                                                                                    "'r" \
+	                                                                                                    "ev" \
+	                                                                                                    "ok" \
+	                                                                                                    "ed" \
+	                                                                                                    "' " \
+	                                                                                                    "WH" \
+	                                                                                                    "EN" \
+	                                                                                                    " k" \
+	                                                                                                    ".e" \
+	                                                                                                    "xp" \
+	                                                                                                    "ir" \
+	                                                                                                    "es" \
+	                                                                                                    "_a" \
+	                                                                                                    "t " \
+	                                                                                                    "<=" \
+	                                                                                                    " n" \
+	                                                                                                    "ow" \
+	                                                                                                    "()" \
+	                                                                                                    " T" \
+	                                                                                                    "HE" \
+	                                                                                                    "N " \
+	                                                                                                    "'e" \
+	                                                                                                    "xp" \
+	                                                                                                    "ir" \
+	                                                                                                    "ed" \
+	                                                                                                    "' " \
+	                                                                                                    "EL" \
+	                                                                                                    "SE" \
+	                                                                                                    " "  \
+	                                                                                                    "'a" \
+	                                                                                                    "ct" \
+	                                                                                                    "iv" \
+	                                                                                                    "e'" \
+	                                                                                                    " E" \
+	                                                                                                    "ND" \
+	                                                                                                    ")"
 
 tk_status tenant_ops_keys(db_conn *c, tk_arena *a, const char *tenant_id, const char **json,
                           tk_error *err)
