@@ -5,9 +5,11 @@
  * (router.h).  Adding an endpoint means adding a line here, naming the
  * plan feature it needs (the seed's @TenantSecure('lead:read') etc.).
  */
+#include "activities/activity.h"
 #include "admin/admin.h"
 #include "http/router.h"
 #include "leads/lead.h"
+#include "users/user.h"
 
 const tk_route tk_api_routes[] = {
     {"GET", "/v1/leads", lead_list, TK_AUTH_TENANT, TK_BODY_NONE, TK_FEATURE_LEAD_READ},
@@ -16,6 +18,26 @@ const tk_route tk_api_routes[] = {
     {"GET", "/v1/leads/:id", lead_get, TK_AUTH_TENANT, TK_BODY_NONE, TK_FEATURE_LEAD_READ},
     {"PATCH", "/v1/leads/:id", lead_update, TK_AUTH_TENANT, TK_BODY_JSON, TK_FEATURE_LEAD_UPDATE},
     {"DELETE", "/v1/leads/:id", lead_delete, TK_AUTH_TENANT, TK_BODY_NONE, TK_FEATURE_LEAD_DELETE},
+
+    /* Activities of a lead (visible exactly when the lead is). */
+    {"GET", "/v1/leads/:id/activities", activity_list, TK_AUTH_TENANT, TK_BODY_NONE,
+     TK_FEATURE_LEAD_READ},
+    {"POST", "/v1/leads/:id/activities", activity_create, TK_AUTH_TENANT, TK_BODY_JSON,
+     TK_FEATURE_LEAD_UPDATE},
+    {"PATCH", "/v1/activities/:id", activity_update, TK_AUTH_TENANT, TK_BODY_JSON,
+     TK_FEATURE_LEAD_UPDATE},
+    {"DELETE", "/v1/activities/:id", activity_delete, TK_AUTH_TENANT, TK_BODY_NONE,
+     TK_FEATURE_LEAD_UPDATE},
+
+    /* People: sign-in with the tenant key, then Authorization: Bearer ts_... */
+    {"POST", "/v1/auth/login", auth_login, TK_AUTH_TENANT, TK_BODY_JSON, TK_FEATURE_NONE},
+    {"POST", "/v1/auth/logout", auth_logout, TK_AUTH_TENANT, TK_BODY_NONE, TK_FEATURE_NONE},
+    {"GET", "/v1/me", auth_me, TK_AUTH_TENANT, TK_BODY_NONE, TK_FEATURE_NONE},
+    {"GET", "/v1/users", user_list, TK_AUTH_TENANT, TK_BODY_NONE, TK_FEATURE_NONE},
+    {"POST", "/v1/users", user_create, TK_AUTH_TENANT, TK_BODY_JSON, TK_FEATURE_NONE},
+    {"GET", "/v1/users/:id", user_get, TK_AUTH_TENANT, TK_BODY_NONE, TK_FEATURE_NONE},
+    {"PATCH", "/v1/users/:id", user_update, TK_AUTH_TENANT, TK_BODY_JSON, TK_FEATURE_NONE},
+    {"DELETE", "/v1/users/:id", user_deactivate, TK_AUTH_TENANT, TK_BODY_NONE, TK_FEATURE_NONE},
 
     /* Operator API: Authorization: Bearer <operator token>. */
     {"POST", "/admin/tenants", admin_tenant_create, TK_AUTH_OPERATOR, TK_BODY_JSON,

@@ -28,6 +28,9 @@ struct db_tx {
 	long long deadline_ms;
 	char tenant[40];
 	bool has_tenant;
+	char user[40];
+	const char *user_role;
+	bool has_user;
 	bool connection_lost;
 	int nstmts;
 	tx_stmt stmts[DB_TX_MAX_STATEMENTS];
@@ -38,6 +41,13 @@ db_tx *db_tx_new(tk_arena *arena, db_conn *conn)
 	db_tx *tx = tk_arena_calloc(arena, 1, sizeof *tx);
 	tx->conn = conn;
 	return tx;
+}
+
+void db_tx_set_user(db_tx *tx, const char *user_uuid, const char *role)
+{
+	snprintf(tx->user, sizeof tx->user, "%s", user_uuid);
+	tx->user_role = strcmp(role, "admin") == 0 ? "admin" : "user";
+	tx->has_user = true;
 }
 
 void db_tx_set_tenant(db_tx *tx, const char *tenant_uuid)
@@ -156,7 +166,7 @@ tk_status db_tx_run(db_tx *tx, tk_error *err)
 	bool pgbouncer = db_conn_unnamed_statements(tx->conn);
 	char set_tenant[96];
 	char set_timeout[64];
-	PGresult *aux[4] = {NULL, NULL, NULL, NULL};
+	PGresult *aux[8] = {NULL};
 	int naux = 0;
 	PGresult *first_error = NULL;
 	PGresult *commit = NULL;
@@ -182,6 +192,14 @@ tk_status db_tx_run(db_tx *tx, tk_error *err)
 		         tx->tenant);
 		sent = send_plain(pg, set_tenant);
 		naux++;
+	}
+	char set_user[96], set_role[64];
+	if (sent && tx->has_user) {
+		snprintf(set_user, sizeof set_user, "SET LOCAL app.\"current_user\" = '%s'", tx->user);
+		snprintf(set_role, sizeof set_role, "SET LOCAL app.current_user_role = '%s'",
+		         tx->user_role);
+		sent = send_plain(pg, set_user) && send_plain(pg, set_role);
+		naux += 2;
 	}
 	for (int i = 0; sent && i < tx->nstmts; i++)
 		sent = send_stmt(tx, &tx->stmts[i]);
@@ -320,6 +338,15 @@ static const sqlstate_map sqlstate_table[] = {
     {"TKP02", 400, "validation_error",
      "unknown timezone; use an IANA name such as Europe/Copenhagen", "timezone"},
     {"TKP03", 409, "conflict", "a user with this e-mail already exists", "adminEmail"},
+    {"TKT01", 404, "tenant_not_found", "no tenant with this id", NULL},
+    {"TKT02", 409, "invalid_status_change", "that status change is not allowed (archived is final)",
+     "status"},
+    {"TKM01", 400, "validation_error", "source and target must be different tenants",
+     "targetTenantId"},
+    {"TKM02", 409, "limit_exceeded", "the copy would exceed the target's plan limits", NULL},
+    {"TKM03", 409, "conflict", "a copied user's e-mail already exists in the target", NULL},
+    {"TKU01", 409, "limit_exceeded", "the plan's maxUsers is reached", NULL},
+    {"TKU02", 409, "last_admin", "the last active admin cannot be demoted or deactivated", NULL},
     {"23505", 409, "conflict", "a record with these values already exists", NULL},
     {"23503", 400, "invalid_reference", "a referenced record does not exist", NULL},
     {"23502", 400, "validation_error", "a required value is missing", NULL},

@@ -41,6 +41,8 @@ typedef struct db_tx db_tx;
 db_tx *db_tx_new(tk_arena *arena, db_conn *conn);
 /* tenant_uuid must be a validated, lower-case UUID; copied. */
 void db_tx_set_tenant(db_tx *tx, const char *tenant_uuid);
+/* user_uuid: a validated UUID; role: "admin" or "user" (literals we chose). */
+void db_tx_set_user(db_tx *tx, const char *user_uuid, const char *role);
 /*
  * Queues a statement; returns its index for db_tx_result.  sql and values are
  * borrowed until db_tx_run returns (values may be NULL for SQL NULL).

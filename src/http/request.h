@@ -38,6 +38,12 @@ typedef struct tk_tenant {
 	char name[1024];   /* up to 255 characters of UTF-8 */
 } tk_tenant;
 
+typedef struct tk_user {
+	char id[40];  /* validated lower-case UUID */
+	char role[8]; /* "admin" or "user" */
+	char session_id[40];
+} tk_user;
+
 typedef struct tk_operator {
 	char id[40];    /* operator_tokens.id */
 	char name[101]; /* the token's name, recorded as the actor in the audit */
@@ -53,6 +59,7 @@ typedef struct tk_request {
 	size_t body_received; /* bytes of body seen, kept or not */
 	bool headers_too_large;
 	char request_id[TK_REQUEST_ID_MAX + 1];
+	char client_ip[48]; /* the peer's address, for per-address limits */
 	struct timespec started;
 
 	tk_query_param query[TK_QUERY_MAX_PARAMS];
@@ -66,6 +73,8 @@ typedef struct tk_request {
 
 	bool has_tenant;
 	tk_tenant tenant;
+	bool has_user; /* signed in; otherwise the tenant's integration */
+	tk_user user;
 	bool has_operator;
 	tk_operator op;
 

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "admin/operator_auth.h"
+#include "auth/context.h"
 #include "http/router.h"
 #include "util/alloc.h"
 #include "util/log.h"
@@ -138,6 +139,17 @@ static tk_request *request_new(struct MHD_Connection *connection, const char *ur
 		unsigned char raw[16];
 		randombytes_buf(raw, sizeof raw);
 		sodium_bin2hex(req->request_id, sizeof req->request_id, raw, sizeof raw);
+	}
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci && ci->client_addr) {
+		const struct sockaddr *sa = ci->client_addr;
+		if (sa->sa_family == AF_INET)
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+			          req->client_ip, sizeof req->client_ip);
+		else if (sa->sa_family == AF_INET6)
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr,
+			          req->client_ip, sizeof req->client_ip);
 	}
 	size_t header_bytes = 0;
 	MHD_get_connection_values_n(connection, MHD_HEADER_KIND, count_header_bytes, &header_bytes);
@@ -267,6 +279,8 @@ static tk_status dispatch(tk_server *srv, tk_request *req, tk_response *res, tk_
 			st = tenant_cache_resolve(srv->app->tenants, conn, req->arena, tenant_key,
 			                          &req->tenant, err);
 			req->has_tenant = st == TK_OK;
+			if (st == TK_OK)
+				st = context_resolve_user(conn, req, authorization, err);
 		}
 		if (st == TK_OK && route->feature != TK_FEATURE_NONE &&
 		    !(req->tenant.features & route->feature))

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth/context.h"
 #include "db/tx.h"
 #include "leads/lead_fields.h"
 #include "leads/lead_input.h"
@@ -79,8 +80,7 @@ tk_status lead_create(tk_app *app, tk_request *req, db_conn *conn, tk_response *
 	const char *params[9] = {req->tenant.id};
 	for (int i = 0; i < LEAD_IN_COUNT; i++)
 		params[i + 1] = in.value[i];
-	db_tx *tx = db_tx_new(req->arena, conn);
-	db_tx_set_tenant(tx, req->tenant.id);
+	db_tx *tx = context_tx(req, conn);
 	int q = db_tx_add(tx, sql, 9, params);
 	tk_status st = db_tx_run(tx, err);
 	if (st == TK_OK) {
@@ -102,8 +102,7 @@ tk_status lead_get(tk_app *app, tk_request *req, db_conn *conn, tk_response *res
 		return TK_ERR;
 	const char *sql = lead_sql_get(req->arena);
 	const char *params[] = {req->tenant.id, id};
-	db_tx *tx = db_tx_new(req->arena, conn);
-	db_tx_set_tenant(tx, req->tenant.id);
+	db_tx *tx = context_tx(req, conn);
 	int q = db_tx_add(tx, sql, 2, params);
 	tk_status st = db_tx_run(tx, err);
 	if (st == TK_OK) {
@@ -186,8 +185,7 @@ tk_status lead_update(tk_app *app, tk_request *req, db_conn *conn, tk_response *
 	}
 	tk_buf_printf(&sql, " RETURNING %s", lead_returning_sql(req->arena));
 
-	db_tx *tx = db_tx_new(req->arena, conn);
-	db_tx_set_tenant(tx, req->tenant.id);
+	db_tx *tx = context_tx(req, conn);
 	int q = db_tx_add(tx, tk_arena_strdup(req->arena, sql.data), np, params);
 	int probe = -1;
 	if (expected_version > 0)
@@ -218,8 +216,7 @@ tk_status lead_delete(tk_app *app, tk_request *req, db_conn *conn, tk_response *
 	    tk_request_check_params(req, no_params, err) != TK_OK)
 		return TK_ERR;
 	const char *params[] = {req->tenant.id, id};
-	db_tx *tx = db_tx_new(req->arena, conn);
-	db_tx_set_tenant(tx, req->tenant.id);
+	db_tx *tx = context_tx(req, conn);
 	int q = db_tx_add(tx, lead_sql_delete, 2, params);
 	tk_status st = db_tx_run(tx, err);
 	if (st == TK_OK) {
@@ -254,8 +251,7 @@ tk_status lead_stats(tk_app *app, tk_request *req, db_conn *conn, tk_response *r
 	if (tk_request_check_params(req, no_params, err) != TK_OK)
 		return TK_ERR;
 	const char *params[] = {req->tenant.id};
-	db_tx *tx = db_tx_new(req->arena, conn);
-	db_tx_set_tenant(tx, req->tenant.id);
+	db_tx *tx = context_tx(req, conn);
 	int q = db_tx_add(tx, lead_sql_stats, 1, params);
 	tk_status st = db_tx_run(tx, err);
 	if (st == TK_OK) {

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth/context.h"
 #include "db/tx.h"
 #include "leads/cursor.h"
 #include "leads/lead.h"
@@ -328,8 +329,7 @@ tk_status lead_list(tk_app *app, tk_request *req, db_conn *conn, tk_response *re
 	lead_list_plan plan;
 	if (lead_list_plan_build(req, &plan, err) != TK_OK)
 		return TK_ERR;
-	db_tx *tx = db_tx_new(req->arena, conn);
-	db_tx_set_tenant(tx, req->tenant.id);
+	db_tx *tx = context_tx(req, conn);
 	int q = db_tx_add(tx, plan.sql, plan.nparams, plan.params);
 	tk_status st = db_tx_run(tx, err);
 	if (st == TK_OK) {

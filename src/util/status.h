@@ -19,6 +19,9 @@ typedef enum tk_status {
 #define TK_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #define TK_NORETURN          __attribute__((noreturn))
 
+#define TK_STR_(x) #x
+#define TK_STR(x)  TK_STR_(x)
+
 #define TK_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

@@ -1,0 +1,263 @@
+/*
+ * auth.c - sign-in, sign-out and "who am I" (see user.h).
+ */
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "auth/context.h"
+#include "auth/password.h"
+#include "http/json_body.h"
+#include "users/user.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/validate.h"
+
+static const char *const no_params[] = {NULL};
+
+/* Unknown e-mails are checked against this, so they cost what a real check
+ * costs and the response time does not reveal whether an account exists. */
+static char dummy_hash[TK_PASSWORD_HASH_MAX];
+static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
+
+static void dummy_hash_init(void)
+{
+	unsigned char pw[24];
+	tk_error err = {0};
+	randombytes_buf(pw, sizeof pw);
+	if (tk_password_hash((const char *)pw, sizeof pw, dummy_hash, &err) != TK_OK)
+		dummy_hash[0] = '\0';
+}
+
+/* Per client address: a small table of recent failures (best effort; the
+ * per-account limit in the database is the one that holds across servers). */
+#define IP_SLOTS        1024
+#define IP_MAX_FAILURES 20
+static struct {
+	char ip[48];
+	int failures;
+	time_t window_start;
+} ip_failures[IP_SLOTS];
+static pthread_mutex_t ip_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static size_t ip_slot(const char *ip)
+{
+	size_t h = 5381;
+	for (; *ip; ip++)
+		h = h * 33 + (unsigned char)*ip;
+	return h % IP_SLOTS;
+}
+
+static int ip_blocked_for(const char *ip)
+{
+	time_t now = time(NULL);
+	int wait = 0;
+	pthread_mutex_lock(&ip_lock);
+	size_t s = ip_slot(ip);
+	if (strcmp(ip_failures[s].ip, ip) == 0 && ip_failures[s].failures >= IP_MAX_FAILURES &&
+	    now - ip_failures[s].window_start < TK_LOGIN_WINDOW_MIN * 60)
+		wait = (int)(TK_LOGIN_WINDOW_MIN * 60 - (now - ip_failures[s].window_start));
+	pthread_mutex_unlock(&ip_lock);
+	return wait;
+}
+
+static void ip_record(const char *ip, bool failed)
+{
+	time_t now = time(NULL);
+	pthread_mutex_lock(&ip_lock);
+	size_t s = ip_slot(ip);
+	if (strcmp(ip_failures[s].ip, ip) != 0 ||
+	    now - ip_failures[s].window_start >= TK_LOGIN_WINDOW_MIN * 60) {
+		snprintf(ip_failures[s].ip, sizeof ip_failures[s].ip, "%s", ip);
+		ip_failures[s].failures = 0;
+		ip_failures[s].window_start = now;
+	}
+	if (failed)
+		ip_failures[s].failures++;
+	pthread_mutex_unlock(&ip_lock);
+}
+
+static tk_status too_many(tk_error *err, int seconds)
+{
+	err->retry_after = seconds > 0 ? seconds : 1;
+	return tk_error_set(err, 429, "too_many_attempts", NULL,
+	                    "too many failed sign-ins; wait and try again");
+}
+
+static tk_status bad_credentials(tk_error *err)
+{
+	return tk_error_set(err, 401, "invalid_credentials", NULL,
+	                    "the e-mail address or password is wrong");
+}
+
+tk_status auth_login(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err)
+{
+	(void)app;
+	static const char *const fields[] = {"email", "password", NULL};
+	if (tk_request_check_params(req, no_params, err) != TK_OK)
+		return TK_ERR;
+	json_t *body = tk_json_body(req, fields, err);
+	if (body == NULL)
+		return TK_ERR;
+	const char *email = NULL, *password = NULL;
+	tk_status st = TK_ERR;
+	db_tx *tx = NULL;
+	if (tk_json_string(req, body, "email", true, 255, &email, err) != TK_OK ||
+	    tk_json_string(req, body, "password", true, 1024, &password, err) != TK_OK)
+		goto done;
+	int wait = ip_blocked_for(req->client_ip);
+	if (wait > 0) {
+		st = too_many(err, wait);
+		goto done;
+	}
+	pthread_once(&dummy_once, dummy_hash_init);
+
+	const char *p[] = {req->tenant.id, email};
+	tx = context_tx(req, conn);
+	int qu = db_tx_add(tx,
+	                   "SELECT u.id::text, u.password_hash, u.is_active FROM users u"
+	                   " WHERE u.tenant_id = $1 AND lower(u.email) = lower($2::text)",
+	                   2, p);
+	int qf = db_tx_add(
+	    tx,
+	    "SELECT failures, ceil(extract(epoch FROM last_failure_at + make_interval("
+	    "mins => " TK_STR(
+	        TK_LOGIN_WINDOW_MIN) ") - now()))::int"
+	                             " FROM login_failures WHERE tenant_id = $1 AND email_lower = "
+	                             "lower($2::text)"
+	                             " AND last_failure_at > now() - make_interval(mins => " TK_STR(
+	                                 TK_LOGIN_WINDOW_MIN) ")",
+	    2, p);
+	if (db_tx_run(tx, err) != TK_OK)
+		goto done;
+	PGresult *ru = db_tx_result(tx, qu), *rf = db_tx_result(tx, qf);
+	if (PQntuples(rf) == 1 && atoi(PQgetvalue(rf, 0, 0)) >= TK_LOGIN_MAX_FAILURES) {
+		st = too_many(err, atoi(PQgetvalue(rf, 0, 1)));
+		goto done;
+	}
+	bool found =
+	    PQntuples(ru) == 1 && !PQgetisnull(ru, 0, 1) && strcmp(PQgetvalue(ru, 0, 2), "t") == 0;
+	const char *hash = found ? PQgetvalue(ru, 0, 1) : dummy_hash;
+	bool ok = tk_password_verify(hash, password, strlen(password)) && found;
+	char user_id[40] = "";
+	if (found)
+		snprintf(user_id, sizeof user_id, "%s", PQgetvalue(ru, 0, 0));
+	bool rehash = ok && crypto_pwhash_str_needs_rehash(hash, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+	                                                   crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0;
+	db_tx_clear(tx);
+	ip_record(req->client_ip, !ok);
+
+	tx = context_tx(req, conn);
+	if (!ok) {
+		db_tx_add(tx,
+		          "INSERT INTO login_failures (tenant_id, email_lower) VALUES ($1, "
+		          "lower($2::text))"
+		          " ON CONFLICT (tenant_id, email_lower) DO UPDATE SET failures = CASE WHEN"
+		          " login_failures.last_failure_at < now() - make_interval(mins => " TK_STR(
+		              TK_LOGIN_WINDOW_MIN) ") THEN 1 ELSE login_failures.failures + 1 END,"
+		                                   " last_failure_at = now()",
+		          2, p);
+		if (db_tx_run(tx, err) == TK_OK)
+			bad_credentials(err);
+		goto done;
+	}
+	/* Signed in: a session, the failure count cleared, the hash upgraded
+	 * when its parameters are older than today's. */
+	unsigned char raw[32];
+	char token[TK_SESSION_TOKEN_LEN + 1], hash_hex[67];
+	char new_hash[TK_PASSWORD_HASH_MAX] = "";
+	randombytes_buf(raw, sizeof raw);
+	memcpy(token, "ts_", 3);
+	sodium_bin2hex(token + 3, 65, raw, sizeof raw);
+	context_token_hash_hex(token, TK_SESSION_TOKEN_LEN, hash_hex);
+	if (rehash && tk_password_hash(password, strlen(password), new_hash, err) != TK_OK)
+		new_hash[0] = '\0';
+	const char *sp[] = {req->tenant.id, user_id, hash_hex, email,
+	                    new_hash[0] ? new_hash : NULL};
+	int qs =
+	    db_tx_add(tx,
+	              "INSERT INTO sessions (tenant_id, user_id, token_hash, expires_at)"
+	              " VALUES ($1, $2::uuid, $3::bytea, now() + make_interval(hours => " TK_STR(
+	                  TK_SESSION_TTL_HOURS) ")) RETURNING to_char(expires_at AT TIME"
+	                                        " ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+	              3, sp);
+	const char *fp[] = {req->tenant.id, email};
+	db_tx_add(
+	    tx, "DELETE FROM login_failures WHERE tenant_id = $1 AND email_lower = lower($2::text)",
+	    2, fp);
+	const char *up[] = {req->tenant.id, user_id, new_hash[0] ? new_hash : NULL};
+	db_tx_add(tx,
+	          "UPDATE users SET last_login_at = now(),"
+	          " password_hash = coalesce($3, password_hash)"
+	          " WHERE tenant_id = $1 AND id = $2::uuid",
+	          3, up);
+	int qj = db_tx_add(tx, "SELECT user_json($1, $2::uuid)::text", 2, sp);
+	if (db_tx_run(tx, err) != TK_OK)
+		goto done;
+	tk_buf b = TK_BUF_INIT;
+	tk_buf_printf(&b, "{\"token\":\"%s\",\"expiresAt\":\"%s\",\"user\":", token,
+	              PQgetvalue(db_tx_result(tx, qs), 0, 0));
+	tk_buf_append(&b, PQgetvalue(db_tx_result(tx, qj), 0, 0),
+	              (size_t)PQgetlength(db_tx_result(tx, qj), 0, 0));
+	tk_buf_putc(&b, '}');
+	tk_response_json(req, res, 201, b.data, b.len);
+	tk_buf_free(&b);
+	sodium_memzero(token, sizeof token);
+	st = TK_OK;
+done:
+	if (tx)
+		db_tx_clear(tx);
+	json_decref(body);
+	return st;
+}
+
+tk_status auth_logout(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err)
+{
+	(void)app;
+	if (tk_request_check_params(req, no_params, err) != TK_OK)
+		return TK_ERR;
+	if (!req->has_user)
+		return tk_error_set(err, 400, "not_signed_in", NULL,
+		                    "sign out needs a session (Authorization: Bearer ts_...)");
+	const char *p[] = {req->tenant.id, req->user.session_id};
+	db_tx *tx = context_tx(req, conn);
+	db_tx_add(tx,
+	          "UPDATE sessions SET revoked_at = now() WHERE tenant_id = $1 AND id = $2::uuid"
+	          " AND revoked_at IS NULL",
+	          2, p);
+	tk_status st = db_tx_run(tx, err);
+	db_tx_clear(tx);
+	if (st == TK_OK)
+		res->status = 204;
+	return st;
+}
+
+tk_status auth_me(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err)
+{
+	(void)app;
+	if (tk_request_check_params(req, no_params, err) != TK_OK)
+		return TK_ERR;
+	if (!req->has_user) {
+		tk_buf b = TK_BUF_INIT;
+		tk_buf_printf(&b, "{\"integration\":true,\"tenantId\":\"%s\",\"tenantName\":",
+		              req->tenant.id);
+		tk_buf_json_string(&b, req->tenant.name, strlen(req->tenant.name));
+		tk_buf_putc(&b, '}');
+		tk_response_json(req, res, 200, b.data, b.len);
+		tk_buf_free(&b);
+		return TK_OK;
+	}
+	const char *p[] = {req->tenant.id, req->user.id};
+	db_tx *tx = context_tx(req, conn);
+	int q = db_tx_add(tx, "SELECT user_json($1, $2::uuid)::text", 2, p);
+	tk_status st = db_tx_run(tx, err);
+	if (st == TK_OK) {
+		PGresult *r = db_tx_result(tx, q);
+		tk_response_json(req, res, 200, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+	}
+	db_tx_clear(tx);
+	return st;
+}

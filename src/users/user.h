@@ -1,0 +1,38 @@
+/*
+ * user.h - people inside a tenant: signing in (sessions) and managing users.
+ *
+ * Sign-in: POST /v1/auth/login with the tenant key and {email, password}
+ * returns an opaque session token ("ts_" + 64 hex, stored as SHA-256,
+ * expiring after TK_SESSION_TTL_HOURS, revocable).  A wrong password and an
+ * unknown e-mail get the same 401 after the same work (an unknown e-mail is
+ * checked against a dummy Argon2id hash), and after TK_LOGIN_MAX_FAILURES
+ * failures in TK_LOGIN_WINDOW_MIN minutes an account (or a client address)
+ * gets 429 too_many_attempts until the window passes.  Hashes made with
+ * weaker parameters are upgraded on a successful sign-in.
+ *
+ * Users API (/v1/users): admins and the integration only (403 otherwise);
+ * the last active admin cannot be demoted or deactivated; deactivating a
+ * user ends their sessions at once; the plan's maxUsers holds exactly, also
+ * under concurrent creation (a trigger serialises creation per tenant).
+ */
+#ifndef TK_USERS_USER_H
+#define TK_USERS_USER_H
+
+#include "app.h"
+
+#define TK_SESSION_TTL_HOURS  12
+#define TK_LOGIN_MAX_FAILURES 5
+#define TK_LOGIN_WINDOW_MIN   15
+
+tk_status auth_login(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err);
+tk_status auth_logout(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err);
+tk_status auth_me(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err);
+
+tk_status user_list(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err);
+tk_status user_create(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err);
+tk_status user_get(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err);
+tk_status user_update(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err);
+tk_status user_deactivate(tk_app *app, tk_request *req, db_conn *conn, tk_response *res,
+                          tk_error *err);
+
+#endif
