@@ -40,8 +40,12 @@ BEGIN
        SET subscription_plan = p.name,
            enabled_features = p.features || t.feature_overrides,
            resource_limits = p.limits || t.limit_overrides,
-           trial_ends_at = CASE WHEN p.trial_days IS NOT NULL
-                                THEN now() + make_interval(days => p.trial_days) END,
+           -- A trial's clock starts when the tenant moves onto the trial plan;
+           -- other changes (overrides, a PATCH naming the same plan) keep it.
+           trial_ends_at = CASE WHEN p.trial_days IS NULL THEN NULL
+                                WHEN t.subscription_plan = p.name AND t.trial_ends_at IS NOT NULL
+                                THEN t.trial_ends_at
+                                ELSE now() + make_interval(days => p.trial_days) END,
            updated_at = now()
      WHERE t.id = p_tenant;
 END $$;

@@ -58,8 +58,8 @@ tk_status admin_tenant_create(tk_app *app, tk_request *req, db_conn *conn, tk_re
 	    tk_json_string(req, body, "billingEmail", true, 255, &in.billing_email, err) != TK_OK ||
 	    tk_json_string(req, body, "adminEmail", true, 255, &in.admin_email, err) != TK_OK ||
 	    tk_json_string(req, body, "adminName", true, 255, &in.admin_name, err) != TK_OK ||
-	    tk_json_string(req, body, "adminPassword", true, 1024, &in.admin_password, err) !=
-	        TK_OK ||
+	    tk_json_string(req, body, "adminPassword", true, TK_JSON_UNBOUNDED, &in.admin_password,
+	                   err) != TK_OK ||
 	    tk_json_string(req, body, "timezone", false, 64, &in.timezone, err) != TK_OK ||
 	    tk_json_string(req, body, "locale", false, 16, &in.locale, err) != TK_OK ||
 	    tk_json_bool(body, "includeSampleData", false, &sample, err) != TK_OK)

@@ -15,6 +15,10 @@
 
 #include "http/request.h"
 
+/* For strings whose own validator names a better error (passwords): the
+ * body limit (1 MiB) is the only bound here. */
+#define TK_JSON_UNBOUNDED ((size_t)TK_BODY_MAX_BYTES)
+
 /* Parses req->body; NULL with 400 invalid_json / unknown_field on failure.
  * allowed is NULL-terminated.  The caller json_decref()s the result. */
 json_t *tk_json_body(tk_request *req, const char *const *allowed, tk_error *err);

@@ -12,14 +12,18 @@
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
-static const char audit_sql[] =
-    "INSERT INTO operator_audit (token_id, actor, action, tenant_id, details)"
-    " VALUES ($1::uuid, $2, $3, $4::uuid, coalesce($5::jsonb, '{}'))";
-
+/*
+ * The audit row is written in the operation's transaction, and only when the
+ * operation found what it acted on: `guard` is an SQL condition over $4 (the
+ * tenant) and $6 (guard_arg), evaluated after the operation's statement, so
+ * a 404 leaves no audit row behind.  Errors roll everything back anyway.
+ */
 typedef struct ops_audit {
 	const char *action;
 	const char *tenant_id;
-	const char *details; /* JSON object text or NULL */
+	const char *details;   /* JSON object text or NULL */
+	const char *guard;     /* NULL: the tenant ($4) exists */
+	const char *guard_arg; /* $6 */
 } ops_audit;
 
 static tk_status tenant_not_found(tk_error *err)
@@ -29,13 +33,20 @@ static tk_status tenant_not_found(tk_error *err)
 
 static void queue_audit(db_tx *tx, tk_arena *a, const ops_actor *who, const ops_audit *au)
 {
-	const char **p = tk_arena_calloc(a, 5, sizeof *p);
+	const char **p = tk_arena_calloc(a, 6, sizeof *p);
 	p[0] = who->token_id;
 	p[1] = who->name;
 	p[2] = au->action;
 	p[3] = au->tenant_id;
 	p[4] = au->details;
-	db_tx_add(tx, audit_sql, 5, p);
+	p[5] = au->guard_arg ? au->guard_arg : "";
+	const char *sql = tk_arena_printf(
+	    a,
+	    "INSERT INTO operator_audit (token_id, actor, action, tenant_id, details)"
+	    " SELECT $1::uuid, $2, $3, $4::uuid, coalesce($5::jsonb, '{}') WHERE %s"
+	    " AND $6::text IS NOT NULL",
+	    au->guard ? au->guard : "EXISTS (SELECT 1 FROM tenants WHERE id = $4::uuid)");
+	db_tx_add(tx, sql, 6, p);
 }
 
 /* Runs sql (one JSON text column), with an audit row when au is set.  No row
@@ -159,7 +170,7 @@ tk_status tenant_ops_update(db_conn *c, tk_arena *a, const ops_actor *who, const
 		first = false;
 	}
 	tk_buf_puts(&details, "}");
-	ops_audit au = {"tenant.update", tenant_id, tk_arena_strdup(a, details.data)};
+	ops_audit au = {"tenant.update", tenant_id, tk_arena_strdup(a, details.data), NULL, NULL};
 	tk_buf_free(&details);
 	queue_audit(tx, a, who, &au);
 	tk_status st = db_tx_run(tx, err);
@@ -176,90 +187,91 @@ tk_status tenant_ops_update(db_conn *c, tk_arena *a, const ops_actor *who, const
 	return st;
 }
 
-#define KEY_JSON                                                                                                 \
-	"json_build_object('id', k.id, 'prefix', k.prefix, 'name', k.name, 'createdAt', " TS(                    \
-	    "k."                                                                                                 \
-	    "cre"                                                                                                \
-	    "ate"                                                                                                \
-	    "d_"                                                                                                 \
-	    "at") ", 'lastUsedAt', " TS("k.last_used_at") ", 'expiresAt', " TS("k.expires_at") ","               \
-	                                                                                       " "               \
-	                                                                                       "'"               \
-	                                                                                       "r"               \
-	                                                                                       "e"               \
-	                                                                                       "v"               \
-	                                                                                       "o"               \
-	                                                                                       "k"               \
-	                                                                                       "e"               \
-	                                                                                       "d"               \
-	                                                                                       "A"               \
-	                                                                                       "t"               \
-	                                                                                       "'"               \
-	                                                                                       ","               \
-	                                                                                       " " TS("k."       \
-	                                                                                              "revoked_" \
-	                                                                                              "at") ", " \
-	                                                                                                    "'s" \
-	                                                                                                    "ta" \
-	                                                                                                    "tu" \
-	                                                                                                    "s'" \
-	                                                                                                    ", " \
-	                                                                                                    "CA" \
-	                                                                                                    "SE" \
-	                                                                                                    " W" \
-	                                                                                                    "HE" \
-	                                                                                                    "N " \
-	                                                                                                    "k." \
-	                                                                                                    "re" \
-	                                                                                                    "vo" \
-	                                                                                                    "ke" \
-	                                                                                                    "d_" \
-	                                                                                                    "at" \
-	                                                                                                    " I" \
-	                                                                                                    "S " \
-	                                                                                                    "NO" \
-	                                                                                                    "T " \
-	                                                                                                    "NU" \
-	                                                                                                    "LL" \
-	                                                                                                    " T" \
-	                                                                                                    "HE" \
-	                                                                                                    "N " \
-	                                                                                                    "'r" \
-	                                                                                                    "ev" \
-	                                                                                                    "ok" \
-	                                                                                                    "ed" \
-	                                                                                                    "' " \
-	                                                                                                    "WH" \
-	                                                                                                    "EN" \
-	                                                                                                    " k" \
-	                                                                                                    ".e" \
-	                                                                                                    "xp" \
-	                                                                                                    "ir" \
-	                                                                                                    "es" \
-	                                                                                                    "_a" \
-	                                                                                                    "t " \
-	                                                                                                    "<=" \
-	                                                                                                    " n" \
-	                                                                                                    "ow" \
-	                                                                                                    "()" \
-	                                                                                                    " T" \
-	                                                                                                    "HE" \
-	                                                                                                    "N " \
-	                                                                                                    "'e" \
-	                                                                                                    "xp" \
-	                                                                                                    "ir" \
-	                                                                                                    "ed" \
-	                                                                                                    "' " \
-	                                                                                                    "EL" \
-	                                                                                                    "SE" \
-	                                                                                                    " "  \
-	                                                                                                    "'a" \
-	                                                                                                    "ct" \
-	                                                                                                    "iv" \
-	                                                                                                    "e'" \
-	                                                                                                    " E" \
-	                                                                                                    "ND" \
-	                                                                                                    ")"
+#define KEY_JSON                                                                                              \
+	"json_build_object('id', k.id, 'prefix', k.prefix, 'name', k.name, 'createdAt', " TS(                 \
+	    "k."                                                                                              \
+	    "cre"                                                                                             \
+	    "ate"                                                                                             \
+	    "d_"                                                                                              \
+	    "at") ", 'lastUsedAt', " TS("k.last_used_at") ", 'expiresAt', " TS("k.expires_at") ","            \
+	                                                                                       " "            \
+	                                                                                       "'"            \
+	                                                                                       "r"            \
+	                                                                                       "e"            \
+	                                                                                       "v"            \
+	                                                                                       "o"            \
+	                                                                                       "k"            \
+	                                                                                       "e"            \
+	                                                                                       "d"            \
+	                                                                                       "A"            \
+	                                                                                       "t"            \
+	                                                                                       "'"            \
+	                                                                                       ","            \
+	                                                                                       " " TS(        \
+	                                                                                           "k."       \
+	                                                                                           "revoked_" \
+	                                                                                           "at") ", " \
+	                                                                                                 "'s" \
+	                                                                                                 "ta" \
+	                                                                                                 "tu" \
+	                                                                                                 "s'" \
+	                                                                                                 ", " \
+	                                                                                                 "CA" \
+	                                                                                                 "SE" \
+	                                                                                                 " W" \
+	                                                                                                 "HE" \
+	                                                                                                 "N " \
+	                                                                                                 "k." \
+	                                                                                                 "re" \
+	                                                                                                 "vo" \
+	                                                                                                 "ke" \
+	                                                                                                 "d_" \
+	                                                                                                 "at" \
+	                                                                                                 " I" \
+	                                                                                                 "S " \
+	                                                                                                 "NO" \
+	                                                                                                 "T " \
+	                                                                                                 "NU" \
+	                                                                                                 "LL" \
+	                                                                                                 " T" \
+	                                                                                                 "HE" \
+	                                                                                                 "N " \
+	                                                                                                 "'r" \
+	                                                                                                 "ev" \
+	                                                                                                 "ok" \
+	                                                                                                 "ed" \
+	                                                                                                 "' " \
+	                                                                                                 "WH" \
+	                                                                                                 "EN" \
+	                                                                                                 " k" \
+	                                                                                                 ".e" \
+	                                                                                                 "xp" \
+	                                                                                                 "ir" \
+	                                                                                                 "es" \
+	                                                                                                 "_a" \
+	                                                                                                 "t " \
+	                                                                                                 "<=" \
+	                                                                                                 " n" \
+	                                                                                                 "ow" \
+	                                                                                                 "()" \
+	                                                                                                 " T" \
+	                                                                                                 "HE" \
+	                                                                                                 "N " \
+	                                                                                                 "'e" \
+	                                                                                                 "xp" \
+	                                                                                                 "ir" \
+	                                                                                                 "ed" \
+	                                                                                                 "' " \
+	                                                                                                 "EL" \
+	                                                                                                 "SE" \
+	                                                                                                 " "  \
+	                                                                                                 "'a" \
+	                                                                                                 "ct" \
+	                                                                                                 "iv" \
+	                                                                                                 "e'" \
+	                                                                                                 " E" \
+	                                                                                                 "ND" \
+	                                                                                                 ")"
 
 tk_status tenant_ops_keys(db_conn *c, tk_arena *a, const char *tenant_id, const char **json,
                           tk_error *err)
@@ -296,7 +308,9 @@ tk_status tenant_ops_key_create(db_conn *c, tk_arena *a, const ops_actor *who,
 	new_key k;
 	new_key_make(&k);
 	const char *p[] = {tenant_id, k.hash_hex, k.prefix, name, expires_at, k.key};
-	ops_audit au = {"key.create", tenant_id, NULL};
+	ops_audit au = {
+	    "key.create", tenant_id, NULL,
+	    "EXISTS (SELECT 1 FROM api_keys WHERE tenant_id = $4::uuid AND prefix = $6)", k.prefix};
 	au.details = tk_arena_printf(a, "{\"prefix\":\"%s\"}", k.prefix);
 	return run_json(
 	    c, a,
@@ -312,7 +326,11 @@ tk_status tenant_ops_key_revoke(db_conn *c, tk_arena *a, const ops_actor *who,
                                 const char *tenant_id, const char *key_id, tk_error *err)
 {
 	const char *p[] = {tenant_id, key_id};
-	ops_audit au = {"key.revoke", tenant_id, NULL};
+	ops_audit au = {
+	    "key.revoke", tenant_id, NULL,
+	    "EXISTS (SELECT 1 FROM api_keys WHERE tenant_id = $4::uuid AND id = $6::uuid"
+	    " AND revoked_at = now())",
+	    key_id};
 	au.details = tk_arena_printf(a, "{\"keyId\":\"%s\"}", key_id);
 	const char *json = NULL;
 	tk_status st = run_json(c, a,
@@ -334,7 +352,9 @@ tk_status tenant_ops_key_rotate(db_conn *c, tk_arena *a, const ops_actor *who,
 	char grace[16];
 	snprintf(grace, sizeof grace, "%ld", grace_hours);
 	const char *p[] = {tenant_id, key_id, grace, k.hash_hex, k.prefix, k.key};
-	ops_audit au = {"key.rotate", tenant_id, NULL};
+	ops_audit au = {
+	    "key.rotate", tenant_id, NULL,
+	    "EXISTS (SELECT 1 FROM api_keys WHERE tenant_id = $4::uuid AND prefix = $6)", k.prefix};
 	au.details =
 	    tk_arena_printf(a, "{\"keyId\":\"%s\",\"graceHours\":%ld,\"newPrefix\":\"%s\"}", key_id,
 	                    grace_hours, k.prefix);
@@ -367,7 +387,7 @@ tk_status tenant_ops_migrate(db_conn *c, tk_arena *a, const ops_actor *who, cons
 {
 	const char *p[] = {source, target, leads ? "t" : "f", users ? "t" : "f",
 	                   archive_source ? "t" : "f"};
-	ops_audit au = {"tenant.migrate", source, NULL};
+	ops_audit au = {"tenant.migrate", source, NULL, NULL, NULL};
 	au.details = tk_arena_printf(
 	    a, "{\"target\":\"%s\",\"includeLeads\":%s,\"includeUsers\":%s,\"archiveSource\":%s}",
 	    target, leads ? "true" : "false", users ? "true" : "false",
@@ -404,7 +424,8 @@ static tk_status per_tenant_batch(db_conn *c, tk_arena *a, const ops_actor *who,
 		db_tx *t = db_tx_new(a, c);
 		int r = db_tx_add(t, fn_sql, 2, p);
 		if (!dry_run) {
-			ops_audit au = {action, id, NULL};
+			/* Written before the deletion is visible: the tenant still exists. */
+			ops_audit au = {action, id, NULL, "true", NULL};
 			queue_audit(t, a, who, &au);
 		}
 		tk_status s = db_tx_run(t, &one);

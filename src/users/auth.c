@@ -106,7 +106,7 @@ tk_status auth_login(tk_app *app, tk_request *req, db_conn *conn, tk_response *r
 	tk_status st = TK_ERR;
 	db_tx *tx = NULL;
 	if (tk_json_string(req, body, "email", true, 255, &email, err) != TK_OK ||
-	    tk_json_string(req, body, "password", true, 1024, &password, err) != TK_OK)
+	    tk_json_string(req, body, "password", true, TK_JSON_UNBOUNDED, &password, err) != TK_OK)
 		goto done;
 	int wait = ip_blocked_for(req->client_ip);
 	if (wait > 0) {

@@ -102,7 +102,8 @@ tk_status user_create(tk_app *app, tk_request *req, db_conn *conn, tk_response *
 	if (tk_json_string(req, body, "email", true, 255, &email, err) != TK_OK ||
 	    tk_json_string(req, body, "name", true, 255, &name, err) != TK_OK ||
 	    tk_json_string(req, body, "role", false, 10, &role, err) != TK_OK ||
-	    tk_json_string(req, body, "password", true, 1024, &password, err) != TK_OK ||
+	    tk_json_string(req, body, "password", true, TK_JSON_UNBOUNDED, &password, err) !=
+	        TK_OK ||
 	    check_role(role, err) != TK_OK)
 		goto done;
 	if (!tk_is_email(email, strlen(email))) {
@@ -176,7 +177,8 @@ tk_status user_update(tk_app *app, tk_request *req, db_conn *conn, tk_response *
 	}
 	if (tk_json_string(req, body, "name", false, 255, &name, err) != TK_OK ||
 	    tk_json_string(req, body, "role", false, 10, &role, err) != TK_OK ||
-	    tk_json_string(req, body, "password", false, 1024, &password, err) != TK_OK ||
+	    tk_json_string(req, body, "password", false, TK_JSON_UNBOUNDED, &password, err) !=
+	        TK_OK ||
 	    check_role(role, err) != TK_OK)
 		goto done;
 	if (a && !json_is_boolean(a)) {
