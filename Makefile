@@ -28,7 +28,13 @@ SAN_LIB_OBJS := $(LIB_SRCS:src/%.c=build/san/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/san/unit/%)
 
-.PHONY: all san unit run test lint format clean bench
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_LIB_SRCS := src/util/alloc.c src/util/arena.c src/util/buf.c src/util/error.c \
+                 src/util/validate.c src/leads/lead_input.c src/leads/cursor.c
+FUZZ_SECONDS ?= 10
+
+.PHONY: all san unit run test lint format clean bench fuzz
 
 all: build/release/tekup
 
@@ -54,6 +60,15 @@ build/san/unit/%: tests/unit/%.c $(SAN_LIB_OBJS)
 
 unit: $(UNIT_BINS)
 	@scripts/run-unit.sh $(UNIT_BINS)
+
+# libFuzzer (clang) on the parsers of untrusted input, FUZZ_SECONDS each.
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer,address,undefined \
+	    -o $@ $^ -ljansson -lsodium
+
+fuzz: $(FUZZ_BINS)
+	@scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
 
 run:
 	@scripts/run.sh

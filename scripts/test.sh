@@ -1,7 +1,7 @@
 #!/bin/sh
 # test.sh - the README's second command: packages, sanitizer build, every test.
 #
-# Unit tests (cmocka) and the integration suites (the real tekup binary over
+# Unit tests (cmocka), short fuzzing runs (libFuzzer), and the integration suites (the real tekup binary over
 # HTTP against a real PostgreSQL) run under AddressSanitizer and UBSan.  Each
 # part prints "<part>: N passed, N failed"; the last line is the total.
 set -u
@@ -18,6 +18,9 @@ if ! make -s -j"$(nproc)" san >"$log.build" 2>&1; then
   failed_parts=1
 else
   (make -s -j"$(nproc)" unit; echo "rc=$?" >"$log.unit") 2>&1 | tee -a "$log"
+  grep -q "rc=0" "$log.unit" || failed_parts=$((failed_parts + 1))
+  # The parsers of untrusted input under libFuzzer, briefly (make fuzz for longer).
+  (make -s fuzz FUZZ_SECONDS=10; echo "rc=$?" >"$log.unit") 2>&1 | tee -a "$log"
   grep -q "rc=0" "$log.unit" || failed_parts=$((failed_parts + 1))
   (/usr/bin/python3 tests/integration/run.py --binary build/san/tekup "$@"; echo "rc=$?" >"$log.int") 2>&1 | tee -a "$log"
   grep -q "rc=0" "$log.int" || failed_parts=$((failed_parts + 1))
