@@ -80,12 +80,12 @@ bench:
 	@bench/run.sh
 
 lint:
-	clang-format --dry-run --Werror $(SRCS) $(shell find src tests/unit -name '*.h') $(UNIT_SRCS)
+	clang-format --dry-run --Werror $(SRCS) $(shell find src tests/unit tests/fuzz -name '*.[ch]')
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
 	    --suppress=missingIncludeSystem -D__GNUC__ -Isrc src
 
 format:
-	clang-format -i $(SRCS) $(shell find src tests/unit -name '*.h') $(UNIT_SRCS)
+	clang-format -i $(shell find src tests/unit tests/fuzz -name '*.[ch]')
 
 clean:
 	rm -rf build

@@ -19,6 +19,10 @@ if ! make -s -j"$(nproc)" san >"$log.build" 2>&1; then
 else
   (make -s -j"$(nproc)" unit; echo "rc=$?" >"$log.unit") 2>&1 | tee -a "$log"
   grep -q "rc=0" "$log.unit" || failed_parts=$((failed_parts + 1))
+  # Formatting and static analysis are part of passing.
+  if make -s lint >"$log.lint" 2>&1; then echo "lint: 1 passed, 0 failed" | tee -a "$log"
+  else cat "$log.lint"; echo "lint: 0 passed, 1 failed" | tee -a "$log"; fi
+  rm -f "$log.lint"
   # The parsers of untrusted input under libFuzzer, briefly (make fuzz for longer).
   (make -s fuzz FUZZ_SECONDS=10; echo "rc=$?" >"$log.unit") 2>&1 | tee -a "$log"
   grep -q "rc=0" "$log.unit" || failed_parts=$((failed_parts + 1))

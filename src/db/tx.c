@@ -195,7 +195,8 @@ tk_status db_tx_run(db_tx *tx, tk_error *err)
 	}
 	char set_user[96], set_role[64];
 	if (sent && tx->has_user) {
-		snprintf(set_user, sizeof set_user, "SET LOCAL app.\"current_user\" = '%s'", tx->user);
+		snprintf(set_user, sizeof set_user, "SET LOCAL app.\"current_user\" = '%s'",
+		         tx->user);
 		snprintf(set_role, sizeof set_role, "SET LOCAL app.current_user_role = '%s'",
 		         tx->user_role);
 		sent = send_plain(pg, set_user) && send_plain(pg, set_role);
