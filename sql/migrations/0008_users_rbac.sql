@@ -72,16 +72,21 @@ CREATE POLICY activities_via_lead ON activities FOR ALL
     USING (activity_lead_visible(tenant_id, lead_id))
     WITH CHECK (activity_lead_visible(tenant_id, lead_id));
 
--- Adding an activity bumps its lead's lastActivityAt.
+-- Adding activities bumps their leads' lastActivityAt: once per statement,
+-- set-based (a tenant migration inserts thousands in one statement).
 CREATE FUNCTION activities_touch_lead() RETURNS trigger
     LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE leads SET last_activity_at = greatest(last_activity_at, NEW.occurred_at)
-     WHERE tenant_id = NEW.tenant_id AND id = NEW.lead_id;
-    RETURN NEW;
+    UPDATE leads l SET last_activity_at = greatest(l.last_activity_at, n.latest)
+      FROM (SELECT tenant_id, lead_id, max(occurred_at) AS latest
+              FROM new_activities GROUP BY tenant_id, lead_id) n
+     WHERE l.tenant_id = n.tenant_id AND l.id = n.lead_id
+       AND l.last_activity_at < n.latest;
+    RETURN NULL;
 END $$;
 CREATE TRIGGER activities_touch_lead AFTER INSERT ON activities
-    FOR EACH ROW EXECUTE FUNCTION activities_touch_lead();
+    REFERENCING NEW TABLE AS new_activities
+    FOR EACH STATEMENT EXECUTE FUNCTION activities_touch_lead();
 
 -- A status change is recorded as a status_change activity.
 CREATE FUNCTION leads_record_status_change() RETURNS trigger

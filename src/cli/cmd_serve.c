@@ -21,6 +21,8 @@
 #define DEMO_SAMPLE_LEADS 5
 /* Operator traffic (/admin, jobs) is light; it must not take request slots. */
 #define SERVE_OPERATOR_POOL_SIZE 2
+/* Operator work (a 100,000-lead migration, a cleanup batch) may take minutes. */
+#define SERVE_OPERATOR_STATEMENT_TIMEOUT_MS (30 * 60 * 1000)
 
 static void serve_usage(void)
 {
@@ -125,6 +127,7 @@ int cmd_serve(int argc, char **argv)
 	db_pool_options oo = po;
 	oo.conninfo = urls.operator_;
 	oo.size = SERVE_OPERATOR_POOL_SIZE;
+	oo.statement_timeout_ms = SERVE_OPERATOR_STATEMENT_TIMEOUT_MS;
 	oo.unnamed_statements = false; /* operator URLs go straight to PostgreSQL */
 	operator_pool = db_pool_create(&oo);
 	tenants = tenant_cache_create(cfg.key_cache_ttl_ms);

@@ -138,10 +138,11 @@ static int report(tk_status st, const char *json, const tk_error *err)
 			printf("%s\n", json);
 		return TK_EXIT_OK;
 	}
-	fprintf(stderr, "error: %s: %s%s%s\n", err->code ? err->code : "failed", err->message,
-	        err->has_field ? " (field: " : "", err->has_field ? err->field : "");
 	if (err->has_field)
-		fputs(")\n", stderr);
+		fprintf(stderr, "error: %s: %s (field: %s)\n", err->code ? err->code : "failed",
+		        err->message, err->field);
+	else
+		fprintf(stderr, "error: %s: %s\n", err->code ? err->code : "failed", err->message);
 	return TK_EXIT_FAILURE;
 }
 
@@ -224,10 +225,17 @@ static int tenant_create_cmd(const tk_config *cfg, int n, char **args)
 
 static int tenant_list_cmd(const tk_config *cfg, int n, char **args)
 {
-	const char *pos[1];
+	const char *pos[1], *status = NULL, *plan = NULL;
 	int npos;
-	if (parse_opts("tenant list", n, args, NULL, 0, pos, 0, &npos) != TK_OK)
+	cli_opt opts[] = {{"--status", &status, NULL}, {"--plan", &plan, NULL}};
+	if (parse_opts("tenant list", n, args, opts, TK_ARRAY_LEN(opts), pos, 0, &npos) != TK_OK)
 		return TK_EXIT_USAGE;
+	if (status && strcmp(status, "active") && strcmp(status, "suspended") &&
+	    strcmp(status, "archived")) {
+		fprintf(stderr,
+		        "tekup tenant list: --status must be active, suspended or archived\n");
+		return TK_EXIT_USAGE;
+	}
 	cli_urls urls;
 	if (cli_database_urls(cfg, &urls) != TK_OK)
 		return TK_EXIT_FAILURE;
@@ -235,7 +243,7 @@ static int tenant_list_cmd(const tk_config *cfg, int n, char **args)
 	int code = TK_EXIT_FAILURE;
 	if (PQstatus(pg) != CONNECTION_OK)
 		log_error("cannot connect to PostgreSQL as the operator role");
-	else if (tenant_list(pg, stdout) == TK_OK)
+	else if (tenant_list(pg, status, plan, stdout) == TK_OK)
 		code = TK_EXIT_OK;
 	PQfinish(pg);
 	return code;
@@ -252,10 +260,21 @@ static int tenant_change_cmd(const tk_config *cfg, const char *sub, int n, char 
 	                  {"--billing-email", &u.billing_email, NULL},
 	                  {"--retention-days", &days, NULL}};
 	bool is_set = !strcmp(sub, "set"), is_show = !strcmp(sub, "show");
-	if (parse_opts(sub, n, args, opts, is_set ? TK_ARRAY_LEN(opts) : 0, pos, 1, &npos) !=
-	        TK_OK ||
-	    npos != 1 || !is_uuid_arg(sub, "the tenant id", pos[0]))
+	if (parse_opts(sub, n, args, opts, is_set ? TK_ARRAY_LEN(opts) : 0, pos, 1, &npos) != TK_OK)
 		return TK_EXIT_USAGE;
+	if (npos != 1) {
+		fprintf(stderr,
+		        "tekup tenant %s: expected the tenant id (see tekup tenant --help)\n", sub);
+		return TK_EXIT_USAGE;
+	}
+	if (!is_uuid_arg(sub, "the tenant id", pos[0]))
+		return TK_EXIT_USAGE;
+	if (u.plan && strcmp(u.plan, "trial") && strcmp(u.plan, "basic") &&
+	    strcmp(u.plan, "professional") && strcmp(u.plan, "enterprise")) {
+		fprintf(stderr, "tekup tenant set: --plan must be trial, basic, professional or "
+		                "enterprise\n");
+		return TK_EXIT_USAGE;
+	}
 	long d;
 	if (days && !tk_parse_int(days, 1, 36500, &d)) {
 		fprintf(stderr, "tekup tenant set: --retention-days must be 1 to 36500\n");
@@ -349,9 +368,13 @@ static int tenant_migrate_cmd(const tk_config *cfg, int n, char **args)
 	cli_opt opts[] = {{"--no-leads", NULL, &no_leads},
 	                  {"--users", NULL, &users},
 	                  {"--archive-source", NULL, &archive}};
-	if (parse_opts("tenant migrate", n, args, opts, TK_ARRAY_LEN(opts), pos, 2, &npos) !=
-	        TK_OK ||
-	    npos != 2 || !is_uuid_arg("tenant migrate", "SOURCE", pos[0]) ||
+	if (parse_opts("tenant migrate", n, args, opts, TK_ARRAY_LEN(opts), pos, 2, &npos) != TK_OK)
+		return TK_EXIT_USAGE;
+	if (npos != 2) {
+		fprintf(stderr, "tekup tenant migrate: expected SOURCE and TARGET tenant ids\n");
+		return TK_EXIT_USAGE;
+	}
+	if (!is_uuid_arg("tenant migrate", "SOURCE", pos[0]) ||
 	    !is_uuid_arg("tenant migrate", "TARGET", pos[1]))
 		return TK_EXIT_USAGE;
 	if (no_leads && !users) {
@@ -365,9 +388,9 @@ static int tenant_migrate_cmd(const tk_config *cfg, int n, char **args)
 		tk_error err = {0};
 		const char *json = NULL;
 		ops_actor who = {NULL, cli_actor()};
-		code = report(tenant_ops_migrate(s.conn, s.arena, &who, pos[0], pos[1], !no_leads,
-		                                 users, archive, &json, &err),
-		              json, &err);
+		tk_status st = tenant_ops_migrate(s.conn, s.arena, &who, pos[0], pos[1], !no_leads,
+		                                  users, archive, &json, &err);
+		code = report(st, json, &err);
 	}
 	session_close(&s);
 	return code;

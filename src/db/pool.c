@@ -255,8 +255,7 @@ tk_status db_pool_acquire(db_pool *p, db_conn **out, tk_error *err)
 	return st;
 }
 
-/* Brings a connection back to an idle transaction state, or reports it unusable. */
-static bool conn_make_idle(db_conn *c)
+bool db_conn_make_idle(db_conn *c)
 {
 	if (c->broken)
 		return false;
@@ -288,7 +287,7 @@ void db_pool_release(db_pool *p, db_conn *c)
 	if (c == NULL)
 		return;
 	int slot = c->slot;
-	if (!conn_make_idle(c)) {
+	if (!db_conn_make_idle(c)) {
 		log_warn("discarding a database connection that is not idle or is broken");
 		conn_close(c);
 		c = NULL;

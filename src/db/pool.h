@@ -54,6 +54,9 @@ const char *db_conn_statement_reserve(db_conn *conn, const char *sql, unsigned l
 /* Confirms (prepared ok) or forgets (prepare failed) a reserved name. */
 void db_conn_statement_settle(db_conn *conn, const char *name, bool prepared);
 
+/* Rolls back whatever transaction is open, so the connection can run the next
+ * one (batch jobs run several on one connection); false if it is unusable. */
+bool db_conn_make_idle(db_conn *conn);
 /* Marks a connection unusable (peer stopped answering): release closes it. */
 void db_conn_mark_broken(db_conn *conn);
 bool db_conn_is_broken(const db_conn *conn);

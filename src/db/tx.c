@@ -296,6 +296,10 @@ tk_status db_tx_run(db_tx *tx, tk_error *err)
 	for (int i = 0; i < naux; i++)
 		PQclear(aux[i]);
 	PQclear(commit);
+	/* A failed pipeline leaves the transaction aborted; end it now so the
+	 * caller may run another on this connection. */
+	if (st != TK_OK && !db_conn_make_idle(tx->conn))
+		db_conn_mark_broken(tx->conn);
 	return st;
 }
 

@@ -9,14 +9,19 @@
 #include "util/log.h"
 #include "util/validate.h"
 
-tk_status tenant_list(PGconn *pg, FILE *out)
+tk_status tenant_list(PGconn *pg, const char *status, const char *plan, FILE *out)
 {
-	PGresult *r = PQexec(
-	    pg, "SELECT t.id, t.slug, t.status, t.subscription_plan,"
-	        " to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-	        " t.name, (SELECT count(*) FROM api_keys k WHERE k.tenant_id = t.id"
-	        " AND k.revoked_at IS NULL)"
-	        " FROM tenants t ORDER BY t.created_at, t.id");
+	const char *params[] = {status, plan};
+	PGresult *r = PQexecParams(
+	    pg,
+	    "SELECT t.id, t.slug, t.status, t.subscription_plan,"
+	    " to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+	    " t.name, (SELECT count(*) FROM api_keys k WHERE k.tenant_id = t.id"
+	    " AND k.revoked_at IS NULL)"
+	    " FROM tenants t WHERE ($1::text IS NULL OR t.status = $1)"
+	    " AND ($2::text IS NULL OR t.subscription_plan = $2)"
+	    " ORDER BY t.created_at, t.id",
+	    2, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		log_error("listing tenants failed: %s", PQresultErrorMessage(r));
 		PQclear(r);
@@ -29,19 +34,6 @@ tk_status tenant_list(PGconn *pg, FILE *out)
 		        PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
 		        PQgetvalue(r, i, 4), PQgetvalue(r, i, 6), PQgetvalue(r, i, 5));
 	fprintf(out, "%d tenant(s)\n", PQntuples(r));
-	PQclear(r);
-	return TK_OK;
-}
-
-tk_status tenant_any(PGconn *pg, int *exists)
-{
-	PGresult *r = PQexec(pg, "SELECT EXISTS (SELECT 1 FROM tenants)");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		log_error("checking for tenants failed: %s", PQresultErrorMessage(r));
-		PQclear(r);
-		return TK_ERR;
-	}
-	*exists = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
 	PQclear(r);
 	return TK_OK;
 }

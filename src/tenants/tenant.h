@@ -12,9 +12,7 @@
 
 #include "util/status.h"
 
-/* Prints every tenant, one per line, to out. */
-tk_status tenant_list(PGconn *owner, FILE *out) TK_MUST_CHECK;
-/* Whether any tenant exists (for the first-run demo). */
-tk_status tenant_any(PGconn *owner, int *exists) TK_MUST_CHECK;
+/* Prints the tenants (status, plan: filters, NULL for any), one per line. */
+tk_status tenant_list(PGconn *pg, const char *status, const char *plan, FILE *out) TK_MUST_CHECK;
 
 #endif
