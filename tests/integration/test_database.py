@@ -7,14 +7,27 @@ no help from the server:
   - role attributes: not superuser, NOBYPASSRLS, no CREATEDB/CREATEROLE, not
     a member of the owner, owns nothing; every table is owned by tekup_owner;
   - the exact table grants (SELECT on tenants, tenant_settings; SELECT,
-    INSERT, UPDATE, DELETE on leads, activities; nothing on api_keys, users,
-    tenant_users, audit_logs, plans, schema_migrations) and function grants;
-  - RLS ENABLED and FORCED on every tenant-scoped table, one policy per
-    command on each, all through current_tenant_id();
+    INSERT, UPDATE, DELETE on leads, activities and - since 0008 - users,
+    tenant_users, sessions, login_failures; nothing on api_keys, audit_logs,
+    plans, schema_migrations or any other table) and the exact set of
+    functions it may execute;
+  - RLS ENABLED and FORCED on every tenant-scoped table; every policy goes
+    through current_tenant_id(): one per command on api_keys,
+    tenant_settings, users, tenant_users, audit_logs; one FOR ALL on
+    sessions and login_failures; on leads and activities a RESTRICTIVE
+    FOR ALL tenant wall AND-ed with the permissive role policies
+    (lead_access(created_by, assigned_to), activity_lead_visible(...)) -
+    and, whatever the policies, every command on every tenant table is bound
+    to the tenant;
   - without tenant context: zero rows from every granted table, 42501 from
-    the others, inserts fail with 42501 and updates/deletes touch nothing;
-  - with SET LOCAL app.current_tenant = A: only A's rows (tenants included);
+    the others, inserts fail with 42501 (on leads naming leads_tenant_wall)
+    and updates/deletes touch nothing - also with an admin user context;
+  - with SET LOCAL app.current_tenant = A: only A's rows (tenants included),
+    whatever app.current_user / app.current_user_role say (a user of B, or
+    an "admin", sees nothing of B: the role rule is inside the wall);
     writing B's tenant_id, or changing tenant_id, fails with 42501;
+    assigned_to, sessions.user_id, tenant_users.user_id must name a user of
+    the same tenant (composite foreign keys: 23503);
   - SET row_security = off raises 42501 instead of bypassing;
   - api_keys is unreadable; resolve_api_key() answers only for a valid
     key's SHA-256 and only the key's own tenant; keys are stored only hashed;
@@ -30,21 +43,42 @@ import psycopg2.errors
 from harness import test
 
 TENANT_TABLES = ("api_keys", "tenant_settings", "users", "tenant_users", "leads",
-                 "activities", "audit_logs")
+                 "activities", "audit_logs", "sessions", "login_failures")
 ALL_TABLES = TENANT_TABLES + ("tenants", "plans", "schema_migrations")
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+CRUD = {"SELECT", "INSERT", "UPDATE", "DELETE"}
+# 0002 (tenants, tenant_settings, leads, activities) and 0008 (users,
+# tenant_users, sessions, login_failures); every other table: nothing.
 EXPECTED_GRANTS = {
     "tenants": {"SELECT"},
     "tenant_settings": {"SELECT"},
-    "leads": {"SELECT", "INSERT", "UPDATE", "DELETE"},
-    "activities": {"SELECT", "INSERT", "UPDATE", "DELETE"},
+    "leads": CRUD,
+    "activities": CRUD,
+    "users": CRUD,
+    "tenant_users": CRUD,
+    "sessions": CRUD,
+    "login_failures": CRUD,
     "api_keys": set(),
-    "users": set(),
-    "tenant_users": set(),
     "audit_logs": set(),
     "plans": set(),
     "schema_migrations": set(),
 }
+# Granted tables the request role reads through RLS, and the ungranted ones.
+GRANTED_TENANT_TABLES = ("leads", "activities", "tenant_settings", "users", "tenant_users",
+                         "sessions", "login_failures")
+UNGRANTED_TABLES = ("api_keys", "audit_logs", "plans", "schema_migrations")
+# Every function tekup_app may execute (0002, 0006, 0008); nothing else.
+EXPECTED_FUNCTIONS = {
+    "current_tenant_id()", "current_app_user_id()", "forbid_tenant_id_change()",
+    "leads_track_status()", "resolve_api_key(bytea)",
+    "json_compact_length(jsonb)", "lead_custom_fields_checked(jsonb)",
+    "lead_custom_fields_merge(jsonb,jsonb)",
+    "current_app_user_role()", "lead_access(uuid,uuid)", "activity_lead_visible(uuid,uuid)",
+    "leads_set_created_by()", "activities_touch_lead()", "leads_record_status_change()",
+    "users_enforce_max()", "user_json(uuid,uuid)",
+    "user_change(uuid,uuid,text,text,boolean,text)",
+}
+TENANT_EXPR = "(tenant_id = current_tenant_id())"
 
 
 # --------------------------------------------------------------------------
@@ -76,23 +110,35 @@ def world(ctx):
     w.a = ctx.new_tenant(name="Db Alpha %s" % tag, sample_leads=3)
     w.b = ctx.new_tenant(name="Db Bravo %s" % tag, sample_leads=5)
     c = ctx.owner_db()
+    w.user = {}
     try:
         cur = c.cursor()
         for t in (w.a, w.b):
             cur.execute("INSERT INTO users (tenant_id, email, name) VALUES (%s, %s, 'U')"
                         " RETURNING id::text", (t.id, "u-%s@example.com" % tag))
             uid = cur.fetchone()[0]
+            w.user[t.id] = uid
             cur.execute("INSERT INTO tenant_users (tenant_id, user_id, role)"
-                        " VALUES (%s, %s, 'admin')", (t.id, uid))
+                        " VALUES (%s, %s, 'user')", (t.id, uid))
             cur.execute("SELECT id::text FROM leads WHERE tenant_id = %s ORDER BY id LIMIT 1",
                         (t.id,))
             lid = cur.fetchone()[0]
+            # The tenant's first lead is assigned to its user (a real user of
+            # the same tenant: assigned_to is a foreign key into users).
+            cur.execute("UPDATE leads SET assigned_to = %s WHERE tenant_id = %s AND id = %s",
+                        (uid, t.id, lid))
             cur.execute("INSERT INTO activities (tenant_id, lead_id, user_id, type, body)"
                         " VALUES (%s, %s, %s, 'note', 'hello')", (t.id, lid, uid))
             cur.execute("INSERT INTO audit_logs (tenant_id, table_name, record_id, action)"
                         " VALUES (%s, 'leads', %s, 'INSERT')", (t.id, lid))
+            cur.execute("INSERT INTO sessions (tenant_id, user_id, token_hash, expires_at)"
+                        " VALUES (%s, %s, %s, now() + interval '1 hour')",
+                        (t.id, uid, psycopg2.Binary(hashlib.sha256(uuid.uuid4().bytes).digest())))
+            cur.execute("INSERT INTO login_failures (tenant_id, email_lower, failures)"
+                        " VALUES (%s, %s, 1)", (t.id, "u-%s@example.com" % tag))
     finally:
         c.close()
+    w.a_user, w.b_user = w.user[w.a.id], w.user[w.b.id]
     w.a_lead = owner_query(ctx, "SELECT id::text FROM leads WHERE tenant_id = %s ORDER BY id"
                                 " LIMIT 1", (w.a.id,))[0][0]
     w.b_lead = owner_query(ctx, "SELECT id::text FROM leads WHERE tenant_id = %s ORDER BY id"
@@ -101,8 +147,10 @@ def world(ctx):
     return w
 
 
-def leads_snapshot(ctx):
-    return owner_query(ctx, "SELECT row_to_json(l)::text FROM leads l ORDER BY tenant_id, id")
+def tables_snapshot(ctx):
+    """Every row of every tenant-scoped table (and tenants), as the owner sees it."""
+    return {table: owner_query(ctx, "SELECT row_to_json(x)::text FROM %s x ORDER BY 1" % table)
+            for table in TENANT_TABLES + ("tenants",)}
 
 
 def expect_sqlstate(cur, sql, params, sqlstate, message_part=None):
@@ -126,6 +174,14 @@ def set_tenant(cur, tenant_id):
     # As the server does: its own statement, SET LOCAL, a validated UUID.
     uuid.UUID(tenant_id)
     cur.execute("SET LOCAL app.current_tenant = '%s'" % tenant_id)
+
+
+def set_user(cur, user_id, role):
+    # As the server does for a signed-in user (from its verified session).
+    uuid.UUID(user_id)
+    assert role in ("admin", "user")
+    cur.execute("SET LOCAL app.\"current_user\" = '%s'" % user_id)
+    cur.execute("SET LOCAL app.current_user_role = '%s'" % role)
 
 
 def current_context(cur):
@@ -203,14 +259,34 @@ def request_role_has_exactly_the_needed_grants(ctx):
                         " AND privilege_type NOT IN %s",
                         (table, tuple(want) if want else ("",)))
             assert cur.fetchone()[0] == 0, table
-        funcs = {
-            "resolve_api_key(bytea)": True,
-            "current_tenant_id()": True,
-            "make_tenant_slug(text)": False,
-        }
-        for fn, want in funcs.items():
+        # No sequence either.
+        cur.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                    " WHERE n.nspname = 'public' AND c.relkind = 'S'"
+                    " AND (has_sequence_privilege('tekup_app', c.oid, 'USAGE')"
+                    " OR has_sequence_privilege('tekup_app', c.oid, 'SELECT')"
+                    " OR has_sequence_privilege('tekup_app', c.oid, 'UPDATE'))")
+        assert cur.fetchall() == []
+        # Functions: exactly the granted set (a function added later without
+        # REVOKE ... FROM PUBLIC would show up here).
+        cur.execute("SELECT p.oid::regprocedure::text FROM pg_proc p"
+                    " JOIN pg_namespace n ON n.oid = p.pronamespace"
+                    " WHERE n.nspname = 'public' AND has_function_privilege('tekup_app', p.oid,"
+                    " 'EXECUTE')")
+        got_funcs = {r[0] for r in cur.fetchall()}
+        assert got_funcs == EXPECTED_FUNCTIONS, (
+            "extra: %s, missing: %s" % (sorted(got_funcs - EXPECTED_FUNCTIONS),
+                                        sorted(EXPECTED_FUNCTIONS - got_funcs)))
+        # The operator's functions in particular stay closed.
+        for fn in ("make_tenant_slug(text)", "tenant_apply_plan(uuid,text)",
+                   "create_sample_data(uuid,uuid,integer)", "tenant_usage(uuid)",
+                   "tenant_set_status(uuid,text)", "delete_tenant(uuid,boolean)",
+                   "migrate_tenant_data(uuid,uuid,boolean,boolean,boolean)",
+                   "purge_tenant_retention(uuid,boolean)"):
             cur.execute("SELECT has_function_privilege('tekup_app', %s, 'EXECUTE')", (fn,))
-            assert cur.fetchone()[0] is want, fn
+            assert cur.fetchone()[0] is False, fn
+        cur.execute("SELECT count(*) FROM pg_proc WHERE proname = 'provision_tenant'"
+                    " AND has_function_privilege('tekup_app', oid, 'EXECUTE')")
+        assert cur.fetchone()[0] == 0
         cur.execute("SELECT prosecdef, provolatile FROM pg_proc WHERE proname = 'resolve_api_key'")
         assert cur.fetchall() == [(True, "v")]
         cur.execute("SELECT prosecdef, provolatile, pg_get_functiondef(oid) FROM pg_proc"
@@ -255,29 +331,106 @@ def rls_enabled_and_forced_on_every_tenant_table(ctx):
         assert nullable == [("NO",)], table
 
 
+ROLE_EXPR = "lead_access(created_by, assigned_to)"
+VIA_LEAD_EXPR = "activity_lead_visible(tenant_id, lead_id)"
+# (name, permissive, cmd, qual, with_check) of every policy, per table.
+EXPECTED_POLICIES = {
+    "leads": {
+        ("leads_tenant_wall", "RESTRICTIVE", "ALL", TENANT_EXPR, TENANT_EXPR),
+        ("leads_role_select", "PERMISSIVE", "SELECT", ROLE_EXPR, None),
+        ("leads_role_insert", "PERMISSIVE", "INSERT", None, ROLE_EXPR),
+        ("leads_role_update", "PERMISSIVE", "UPDATE", ROLE_EXPR, ROLE_EXPR),
+        ("leads_role_delete", "PERMISSIVE", "DELETE", ROLE_EXPR, None),
+    },
+    "activities": {
+        ("activities_tenant_wall", "RESTRICTIVE", "ALL", TENANT_EXPR, TENANT_EXPR),
+        ("activities_via_lead", "PERMISSIVE", "ALL", VIA_LEAD_EXPR, VIA_LEAD_EXPR),
+    },
+    "tenants": {("tenants_self_select", "PERMISSIVE", "SELECT", "(id = current_tenant_id())",
+                 None)},
+}
+for _t in ("api_keys", "tenant_settings", "users", "tenant_users", "audit_logs"):
+    EXPECTED_POLICIES[_t] = {
+        (_t + "_tenant_select", "PERMISSIVE", "SELECT", TENANT_EXPR, None),
+        (_t + "_tenant_insert", "PERMISSIVE", "INSERT", None, TENANT_EXPR),
+        (_t + "_tenant_update", "PERMISSIVE", "UPDATE", TENANT_EXPR, TENANT_EXPR),
+        (_t + "_tenant_delete", "PERMISSIVE", "DELETE", TENANT_EXPR, None),
+    }
+for _t in ("sessions", "login_failures"):
+    EXPECTED_POLICIES[_t] = {(_t + "_tenant", "PERMISSIVE", "ALL", TENANT_EXPR, TENANT_EXPR)}
+
+
+def tenant_bound(policies, cmd, tenant_expr):
+    """Whether the policies bind command cmd to the tenant: PostgreSQL ORs the
+    applicable permissive policies and ANDs the restrictive ones onto them,
+    so cmd is bound if an applicable RESTRICTIVE policy is the tenant check
+    (in USING and, for writes, WITH CHECK), or every applicable PERMISSIVE
+    policy is (and there is at least one)."""
+    applicable = [p for p in policies if p[2] in (cmd, "ALL")]
+
+    def binds(qual, check):
+        # INSERT has only WITH CHECK; SELECT/DELETE only USING; UPDATE both
+        # (an ALL policy without WITH CHECK uses its USING for new rows).
+        if cmd == "INSERT":
+            return (check or qual) == tenant_expr
+        if cmd == "UPDATE":
+            return qual == tenant_expr and (check or qual) == tenant_expr
+        return qual == tenant_expr
+
+    if any(p[1] == "RESTRICTIVE" and binds(p[3], p[4]) for p in applicable):
+        return True
+    permissive = [p for p in applicable if p[1] == "PERMISSIVE"]
+    return bool(permissive) and all(binds(p[3], p[4]) for p in permissive)
+
+
 @test
 def every_policy_goes_through_current_tenant_id(ctx):
     rows = owner_query(ctx, "SELECT tablename, policyname, permissive, roles::text[], cmd, qual,"
                             " with_check FROM pg_policies WHERE schemaname = 'public'")
     by_table = {}
     for table, name, permissive, roles, cmd, qual, check in rows:
-        by_table.setdefault(table, {})[cmd] = (permissive, roles, qual, check)
+        assert roles == ["public"], (table, name, roles)
+        by_table.setdefault(table, set()).add((name, permissive, cmd, qual, check))
     assert set(TENANT_TABLES) | {"tenants"} <= set(by_table), by_table.keys()
-    expr = "(tenant_id = current_tenant_id())"
-    for table in TENANT_TABLES:
-        p = by_table[table]
-        assert set(p) == {"SELECT", "INSERT", "UPDATE", "DELETE"}, (table, p)
-        for cmd, (permissive, roles, qual, check) in p.items():
-            assert permissive == "PERMISSIVE" and roles == ["public"], (table, cmd, p[cmd])
-            want_qual = None if cmd == "INSERT" else expr
-            want_check = expr if cmd in ("INSERT", "UPDATE") else None
-            assert (qual, check) == (want_qual, want_check), (table, cmd, qual, check)
-    assert by_table["tenants"] == {
-        "SELECT": ("PERMISSIVE", ["public"], "(id = current_tenant_id())", None)}
+    # Exactly the policies the migrations define, on each of these tables.
+    for table, want in EXPECTED_POLICIES.items():
+        assert by_table.get(table) == want, (table, sorted(by_table.get(table, ())),
+                                             sorted(want))
+    # leads and activities: the tenant check is ONE restrictive policy for
+    # every command - were it permissive it would be OR-ed with the role
+    # policies, and a role rule could then reach another tenant's rows.
+    for table in ("leads", "activities"):
+        restrictive = [p for p in by_table[table] if p[1] == "RESTRICTIVE"]
+        assert restrictive == [(table + "_tenant_wall", "RESTRICTIVE", "ALL", TENANT_EXPR,
+                                TENANT_EXPR)], (table, restrictive)
+        # A restrictive policy alone grants nothing: there is a permissive
+        # (role) policy for every command, so the API still works.
+        for cmd in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+            assert any(p[1] == "PERMISSIVE" and p[2] in (cmd, "ALL")
+                       for p in by_table[table]), (table, cmd)
+    # Whatever the policy set: every command on every tenant table (and on
+    # any other table with policies and a tenant_id) is bound to the tenant.
+    with_tenant_id = {r[0] for r in owner_query(
+        ctx, "SELECT table_name FROM information_schema.columns WHERE table_schema = 'public'"
+             " AND column_name = 'tenant_id'")}
+    for table in set(TENANT_TABLES) | (set(by_table) & with_tenant_id):
+        for cmd in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+            assert tenant_bound(by_table[table], cmd, TENANT_EXPR), (table, cmd,
+                                                                     sorted(by_table[table]))
+    assert tenant_bound(by_table["tenants"], "SELECT", "(id = current_tenant_id())")
     # No policy anywhere uses a subquery (Citus rejects them) or "true".
     for table, name, permissive, roles, cmd, qual, check in rows:
         for text in (qual or "", check or ""):
             assert "SELECT" not in text.upper() and "true" not in text.lower(), (name, text)
+    # The role functions the policies call are plain (not SECURITY DEFINER),
+    # so activity_lead_visible's look-up of the lead runs under the caller's
+    # own row security.
+    fns = owner_query(ctx, "SELECT proname, prosecdef, provolatile FROM pg_proc"
+                           " WHERE proname IN ('lead_access', 'activity_lead_visible',"
+                           " 'current_app_user_role', 'current_app_user_id')"
+                           " ORDER BY proname")
+    assert fns == [("activity_lead_visible", False, "s"), ("current_app_user_id", False, "s"),
+                   ("current_app_user_role", False, "s"), ("lead_access", False, "s")], fns
 
 
 @test
@@ -287,12 +440,25 @@ def request_role_cannot_change_the_security_setup(ctx):
         cur = c.cursor()
         for sql in ("ALTER TABLE leads NO FORCE ROW LEVEL SECURITY",
                     "ALTER TABLE leads DISABLE ROW LEVEL SECURITY",
-                    "DROP POLICY leads_tenant_select ON leads",
+                    "DROP POLICY leads_tenant_wall ON leads",
+                    "ALTER POLICY leads_tenant_wall ON leads USING (true) WITH CHECK (true)",
+                    "DROP POLICY leads_role_select ON leads",
+                    "DROP POLICY activities_tenant_wall ON activities",
                     "CREATE POLICY open_all ON leads FOR SELECT USING (true)",
+                    "CREATE POLICY open_all ON leads AS PERMISSIVE FOR ALL USING (true)",
+                    "ALTER TABLE users DISABLE ROW LEVEL SECURITY",
+                    "ALTER TABLE sessions NO FORCE ROW LEVEL SECURITY",
+                    "DROP POLICY users_tenant_select ON users",
+                    "DROP POLICY sessions_tenant ON sessions",
                     "ALTER TABLE leads DISABLE TRIGGER leads_tenant_id_immutable",
+                    "ALTER TABLE leads DISABLE TRIGGER leads_set_created_by",
+                    "ALTER TABLE leads DROP CONSTRAINT leads_assigned_to_fkey",
                     "CREATE SCHEMA tk_evil",
                     "CREATE OR REPLACE FUNCTION current_tenant_id() RETURNS uuid LANGUAGE sql"
                     " AS $$ SELECT NULL::uuid $$",
+                    "CREATE OR REPLACE FUNCTION lead_access(uuid, uuid) RETURNS boolean"
+                    " LANGUAGE sql AS $$ SELECT true $$",
+                    "ALTER FUNCTION activity_lead_visible(uuid, uuid) SECURITY DEFINER",
                     "GRANT SELECT ON api_keys TO tekup_app",
                     "ALTER ROLE tekup_app BYPASSRLS"):
             expect_sqlstate(cur, sql, None, "42501")
@@ -305,14 +471,17 @@ def planner_statistics_do_not_leak_other_tenants_values(ctx):
     """pg_stats holds sample values of every row; PostgreSQL hides it from a
     role that row security applies to."""
     w = world(ctx)
-    owner_query(ctx, "ANALYZE leads")
-    assert owner_query(ctx, "SELECT count(*) FROM pg_stats WHERE tablename = 'leads'")[0][0] > 0
+    for table in ("leads", "users", "tenant_users", "sessions", "login_failures"):
+        owner_query(ctx, "ANALYZE " + table)
+        assert owner_query(ctx, "SELECT count(*) FROM pg_stats WHERE tablename = %s",
+                           (table,))[0][0] > 0, table
     c = ctx.app_db()
     try:
         cur = c.cursor()
         set_tenant(cur, w.a.id)
         cur.execute("SELECT count(*) FROM pg_stats WHERE tablename IN"
-                    " ('leads', 'tenants', 'activities', 'tenant_settings')")
+                    " ('leads', 'tenants', 'activities', 'tenant_settings', 'users',"
+                    " 'tenant_users', 'sessions', 'login_failures')")
         assert cur.fetchone()[0] == 0
         c.rollback()
     finally:
@@ -327,8 +496,7 @@ def planner_statistics_do_not_leak_other_tenants_values(ctx):
 def without_context_granted_tables_show_zero_rows(ctx):
     w = world(ctx)
     # The rows exist (seen by the owner).
-    for table in ("leads", "activities", "tenant_settings", "users", "tenant_users",
-                  "audit_logs", "api_keys"):
+    for table in TENANT_TABLES:
         n = owner_query(ctx, "SELECT count(*) FROM %s WHERE tenant_id IN (%%s, %%s)" % table,
                         (w.a.id, w.b.id))[0][0]
         assert n >= 2, (table, n)
@@ -336,7 +504,7 @@ def without_context_granted_tables_show_zero_rows(ctx):
     try:
         cur = c.cursor()
         assert current_context(cur) in (("", None), (None, None))
-        for table in ("leads", "activities", "tenants", "tenant_settings"):
+        for table in GRANTED_TENANT_TABLES + ("tenants",):
             cur.execute("SELECT count(*) FROM %s" % table)
             assert cur.fetchone()[0] == 0, table
             cur.execute("SELECT * FROM %s" % table)
@@ -345,9 +513,18 @@ def without_context_granted_tables_show_zero_rows(ctx):
         assert cur.fetchone()[0] == 0
         cur.execute("SELECT count(*) FROM tenants WHERE id = %s", (w.a.id,))
         assert cur.fetchone()[0] == 0
+        cur.execute("SELECT count(*) FROM users WHERE id = %s", (w.a_user,))
+        assert cur.fetchone()[0] == 0
+        # A user context without a tenant context: still nothing, even as
+        # "admin" and for the leads assigned to that very user.
+        set_user(cur, w.a_user, "admin")
+        for table in GRANTED_TENANT_TABLES:
+            cur.execute("SELECT count(*) FROM %s" % table)
+            assert cur.fetchone()[0] == 0, table
+        cur.execute("SELECT count(*) FROM leads WHERE assigned_to = %s", (w.a_user,))
+        assert cur.fetchone()[0] == 0
         c.rollback()
-        for table in ("api_keys", "users", "tenant_users", "audit_logs", "plans",
-                      "schema_migrations"):
+        for table in UNGRANTED_TABLES:
             expect_sqlstate(cur, "SELECT count(*) FROM %s" % table, None, "42501",
                             "permission denied for table " + table)
         # An empty context is the same as none.
@@ -365,30 +542,72 @@ def without_context_granted_tables_show_zero_rows(ctx):
 @test
 def without_context_writes_fail_or_touch_nothing(ctx):
     w = world(ctx)
-    before = leads_snapshot(ctx)
+    before = tables_snapshot(ctx)
     c = ctx.app_db()
     try:
         cur = c.cursor()
+        # The restrictive tenant wall is what refuses it (the role rule
+        # alone would let an integration - no user - insert).
         expect_sqlstate(cur, "INSERT INTO leads (tenant_id, name) VALUES (%s, 'no context')",
-                        (w.a.id,), "42501", 'row-level security policy for table "leads"')
+                        (w.a.id,), "42501",
+                        'row-level security policy "leads_tenant_wall" for table "leads"')
+        # The same with a user context, as an admin and as the assignee.
+        for role in ("admin", "user"):
+            set_user(cur, w.a_user, role)
+            expect_sqlstate(cur, "INSERT INTO leads (tenant_id, name, assigned_to)"
+                                 " VALUES (%s, 'no context', %s)", (w.a.id, w.a_user), "42501",
+                            'row-level security policy "leads_tenant_wall" for table "leads"')
         expect_sqlstate(cur, "INSERT INTO activities (tenant_id, lead_id, type)"
-                             " VALUES (%s, %s, 'note')", (w.a.id, w.a_lead), "42501")
-        cur.execute("UPDATE leads SET name = 'no context' WHERE tenant_id = %s", (w.a.id,))
-        assert cur.rowcount == 0
-        cur.execute("UPDATE leads SET name = 'no context'")
-        assert cur.rowcount == 0
-        cur.execute("DELETE FROM leads")
-        assert cur.rowcount == 0
-        cur.execute("DELETE FROM activities")
-        assert cur.rowcount == 0
-        c.commit()
+                             " VALUES (%s, %s, 'note')", (w.a.id, w.a_lead), "42501",
+                        'row-level security policy')
+        expect_sqlstate(cur, "INSERT INTO users (tenant_id, email) VALUES (%s, 'nc@example.com')",
+                        (w.a.id,), "42501", 'row-level security policy')
+        expect_sqlstate(cur, "INSERT INTO tenant_users (tenant_id, user_id, role)"
+                             " VALUES (%s, %s, 'admin')", (w.a.id, w.a_user), "42501",
+                        'row-level security policy')
+        expect_sqlstate(cur, "INSERT INTO sessions (tenant_id, user_id, token_hash, expires_at)"
+                             " VALUES (%s, %s, %s, now() + interval '1 day')",
+                        (w.a.id, w.a_user, psycopg2.Binary(b"\x01" * 32)), "42501",
+                        'row-level security policy')
+        expect_sqlstate(cur, "INSERT INTO login_failures (tenant_id, email_lower)"
+                             " VALUES (%s, 'nc@example.com')", (w.a.id,), "42501",
+                        'row-level security policy')
+        for context_user in (None, "admin"):
+            if context_user:
+                set_user(cur, w.a_user, context_user)
+            cur.execute("UPDATE leads SET name = 'no context' WHERE tenant_id = %s", (w.a.id,))
+            assert cur.rowcount == 0
+            cur.execute("UPDATE leads SET name = 'no context'")
+            assert cur.rowcount == 0
+            cur.execute("DELETE FROM leads")
+            assert cur.rowcount == 0
+            cur.execute("DELETE FROM activities")
+            assert cur.rowcount == 0
+            cur.execute("UPDATE users SET name = 'no context'")
+            assert cur.rowcount == 0
+            cur.execute("UPDATE tenant_users SET role = 'admin'")
+            assert cur.rowcount == 0
+            cur.execute("UPDATE sessions SET revoked_at = now()")
+            assert cur.rowcount == 0
+            for table in ("sessions", "login_failures", "tenant_users", "users"):
+                cur.execute("DELETE FROM %s" % table)
+                assert cur.rowcount == 0, table
+            # The database functions the server calls see no user either.
+            cur.execute("SELECT user_json(%s, %s)", (w.a.id, w.a_user))
+            assert cur.fetchone()[0] is None
+            cur.execute("SELECT user_change(%s, %s, 'no context', NULL, NULL, NULL)",
+                        (w.a.id, w.a_user))
+            assert cur.fetchone()[0] is False
+            c.commit()
         expect_sqlstate(cur, "TRUNCATE leads", None, "42501")
+        expect_sqlstate(cur, "TRUNCATE users", None, "42501")
         expect_sqlstate(cur, "UPDATE tenants SET status = 'suspended'", None, "42501")
         expect_sqlstate(cur, "DELETE FROM api_keys", None, "42501")
+        expect_sqlstate(cur, "DELETE FROM audit_logs", None, "42501")
         expect_sqlstate(cur, "INSERT INTO tenants (name, slug) VALUES ('x', 'x')", None, "42501")
     finally:
         c.close()
-    assert leads_snapshot(ctx) == before
+    assert tables_snapshot(ctx) == before
 
 
 # --------------------------------------------------------------------------
@@ -417,24 +636,78 @@ def with_context_only_that_tenants_rows_are_visible(ctx):
             assert cur.fetchall() == [(t.id, t.name)]
             cur.execute("SELECT tenant_id::text FROM tenant_settings")
             assert cur.fetchall() == [(t.id,)]
-            cur.execute("SELECT DISTINCT tenant_id::text FROM activities")
-            assert cur.fetchall() == [(t.id,)]
+            # Every other granted tenant table: exactly this tenant's rows.
+            for table in ("activities", "users", "tenant_users", "sessions", "login_failures"):
+                cur.execute("SELECT DISTINCT tenant_id::text FROM %s" % table)
+                assert cur.fetchall() == [(t.id,)], table
+                cur.execute("SELECT count(*) FROM %s" % table)
+                want = owner_query(ctx, "SELECT count(*) FROM %s WHERE tenant_id = %%s" % table,
+                                   (t.id,))[0][0]
+                assert cur.fetchone()[0] == want, table
+            cur.execute("SELECT count(*) FROM users WHERE id = %s", (w.user[other.id],))
+            assert cur.fetchone()[0] == 0
+            cur.execute("SELECT user_json(%s, %s)", (other.id, w.user[other.id]))
+            assert cur.fetchone()[0] is None
+            cur.execute("SELECT user_json(%s, %s)::jsonb ->> 'id'", (t.id, w.user[t.id]))
+            assert cur.fetchone()[0] == w.user[t.id]
             # A join across tables cannot reach the other tenant either.
             cur.execute("SELECT count(*) FROM leads l JOIN tenants x ON x.id = l.tenant_id"
                         " WHERE x.id = %s", (other.id,))
             assert cur.fetchone()[0] == 0
+            cur.execute("SELECT count(*) FROM leads l JOIN users u ON u.id = l.assigned_to"
+                        " WHERE u.tenant_id = %s", (other.id,))
+            assert cur.fetchone()[0] == 0
+            c.rollback()
+            # The role rule is inside the tenant wall.  As an "admin" (even
+            # with the other tenant's user id): all of this tenant's leads,
+            # none of the other's.
+            set_tenant(cur, t.id)
+            set_user(cur, w.user[other.id], "admin")
+            cur.execute("SELECT DISTINCT tenant_id::text FROM leads")
+            assert cur.fetchall() == [(t.id,)]
+            cur.execute("SELECT count(*) FROM leads")
+            assert cur.fetchone()[0] == ctx.count_leads(t.id)
+            cur.execute("SELECT count(*) FROM leads WHERE id = %s", (other_lead,))
+            assert cur.fetchone()[0] == 0
+            c.rollback()
+            # As the other tenant's user with role "user": the other
+            # tenant's lead assigned to that very user stays invisible (two
+            # permissive policies would have been OR-ed and shown it), and so
+            # does everything of this tenant.
+            set_tenant(cur, t.id)
+            set_user(cur, w.user[other.id], "user")
+            cur.execute("SELECT count(*) FROM leads")
+            assert cur.fetchone()[0] == 0
+            cur.execute("SELECT count(*) FROM leads WHERE assigned_to = %s", (w.user[other.id],))
+            assert cur.fetchone()[0] == 0
+            cur.execute("SELECT count(*) FROM activities")
+            assert cur.fetchone()[0] == 0
+            c.rollback()
+            # As this tenant's own user: exactly the leads assigned to or
+            # created by them, and only their activities.
+            set_tenant(cur, t.id)
+            set_user(cur, w.user[t.id], "user")
+            want = sorted(r[0] for r in owner_query(
+                ctx, "SELECT id::text FROM leads WHERE tenant_id = %s"
+                     " AND (assigned_to = %s OR created_by = %s)",
+                (t.id, w.user[t.id], w.user[t.id])))
+            own_lead = w.a_lead if t is w.a else w.b_lead
+            assert own_lead in want, want
+            cur.execute("SELECT id::text FROM leads ORDER BY 1")
+            assert [r[0] for r in cur.fetchall()] == want
+            cur.execute("SELECT DISTINCT lead_id::text FROM activities")
+            assert {r[0] for r in cur.fetchall()} <= set(want)
             c.rollback()
         # With a context, the ungranted tables are still closed.
-        set_tenant(cur, w.a.id)
-        expect_sqlstate(cur, "SELECT count(*) FROM api_keys", None, "42501")
-        set_tenant(cur, w.a.id)
-        expect_sqlstate(cur, "SELECT count(*) FROM users", None, "42501")
-        set_tenant(cur, w.a.id)
-        expect_sqlstate(cur, "SELECT count(*) FROM audit_logs", None, "42501")
+        for table in ("api_keys", "audit_logs", "plans", "schema_migrations"):
+            set_tenant(cur, w.a.id)
+            expect_sqlstate(cur, "SELECT count(*) FROM %s" % table, None, "42501",
+                            "permission denied for table " + table)
         # A context naming a tenant that does not exist sees nothing.
         set_tenant(cur, str(uuid.uuid4()))
-        cur.execute("SELECT (SELECT count(*) FROM leads), (SELECT count(*) FROM tenants)")
-        assert cur.fetchone() == (0, 0)
+        cur.execute("SELECT (SELECT count(*) FROM leads), (SELECT count(*) FROM tenants),"
+                    " (SELECT count(*) FROM users), (SELECT count(*) FROM sessions)")
+        assert cur.fetchone() == (0, 0, 0, 0)
         c.rollback()
     finally:
         c.close()
@@ -443,29 +716,76 @@ def with_context_only_that_tenants_rows_are_visible(ctx):
 @test
 def with_context_writes_to_another_tenant_fail(ctx):
     w = world(ctx)
-    before = leads_snapshot(ctx)
+    before = tables_snapshot(ctx)
+    b_token = psycopg2.Binary(hashlib.sha256(uuid.uuid4().bytes).digest())
     c = ctx.app_db()
     try:
         cur = c.cursor()
         set_tenant(cur, w.a.id)
         expect_sqlstate(cur, "INSERT INTO leads (tenant_id, name) VALUES (%s, 'into B')",
-                        (w.b.id,), "42501", "row-level security")
+                        (w.b.id,), "42501",
+                        'row-level security policy "leads_tenant_wall" for table "leads"')
+        # An admin user context changes nothing about the tenant.
+        set_tenant(cur, w.a.id)
+        set_user(cur, w.a_user, "admin")
+        expect_sqlstate(cur, "INSERT INTO leads (tenant_id, name) VALUES (%s, 'into B')",
+                        (w.b.id,), "42501",
+                        'row-level security policy "leads_tenant_wall" for table "leads"')
         set_tenant(cur, w.a.id)
         expect_sqlstate(cur, "INSERT INTO activities (tenant_id, lead_id, type)"
                              " VALUES (%s, %s, 'note')", (w.b.id, w.b_lead), "42501")
-        # An activity of A pointing at B's lead: the composite foreign key
-        # (tenant_id, lead_id) finds no such lead of A.
+        # An activity of A pointing at B's lead: refused by row security (the
+        # lead is not visible) - and behind it the composite foreign key
+        # (tenant_id, lead_id) finds no such lead of A (checked as the owner
+        # below).
         set_tenant(cur, w.a.id)
         expect_sqlstate(cur, "INSERT INTO activities (tenant_id, lead_id, type)"
-                             " VALUES (%s, %s, 'note')", (w.a.id, w.b_lead), "23503")
-        # Moving A's lead to B.
+                             " VALUES (%s, %s, 'note')", (w.a.id, w.b_lead), "42501",
+                        "row-level security")
+        # assigned_to must be a user of A: B's user is no user of A.
+        set_tenant(cur, w.a.id)
+        expect_sqlstate(cur, "INSERT INTO leads (tenant_id, name, assigned_to)"
+                             " VALUES (%s, 'to B user', %s)", (w.a.id, w.b_user), "23503",
+                        "leads_assigned_to_fkey")
+        set_tenant(cur, w.a.id)
+        expect_sqlstate(cur, "UPDATE leads SET assigned_to = %s WHERE id = %s",
+                        (w.b_user, w.a_lead), "23503", "leads_assigned_to_fkey")
+        set_tenant(cur, w.a.id)
+        expect_sqlstate(cur, "INSERT INTO leads (tenant_id, name, assigned_to)"
+                             " VALUES (%s, 'to nobody', %s)", (w.a.id, str(uuid.uuid4())),
+                        "23503", "leads_assigned_to_fkey")
+        # Users, memberships, sessions, login failures of B: refused.
+        set_tenant(cur, w.a.id)
+        expect_sqlstate(cur, "INSERT INTO users (tenant_id, email) VALUES (%s, 'x@example.com')",
+                        (w.b.id,), "42501", "row-level security")
+        set_tenant(cur, w.a.id)
+        expect_sqlstate(cur, "INSERT INTO tenant_users (tenant_id, user_id, role)"
+                             " VALUES (%s, %s, 'admin')", (w.b.id, w.b_user), "42501",
+                        "row-level security")
+        set_tenant(cur, w.a.id)
+        expect_sqlstate(cur, "INSERT INTO sessions (tenant_id, user_id, token_hash, expires_at)"
+                             " VALUES (%s, %s, %s, now() + interval '1 day')",
+                        (w.b.id, w.b_user, b_token), "42501", "row-level security")
+        set_tenant(cur, w.a.id)
+        expect_sqlstate(cur, "INSERT INTO login_failures (tenant_id, email_lower)"
+                             " VALUES (%s, 'x@example.com')", (w.b.id,), "42501",
+                        "row-level security")
+        # ... and A's own rows cannot point at B's user (composite keys).
+        set_tenant(cur, w.a.id)
+        expect_sqlstate(cur, "INSERT INTO tenant_users (tenant_id, user_id, role)"
+                             " VALUES (%s, %s, 'admin')", (w.a.id, w.b_user), "23503")
+        set_tenant(cur, w.a.id)
+        expect_sqlstate(cur, "INSERT INTO sessions (tenant_id, user_id, token_hash, expires_at)"
+                             " VALUES (%s, %s, %s, now() + interval '1 day')",
+                        (w.a.id, w.b_user, b_token), "23503")
+        # Moving A's rows to B.
         set_tenant(cur, w.a.id)
         expect_sqlstate(cur, "UPDATE leads SET tenant_id = %s WHERE id = %s",
                         (w.b.id, w.a_lead), "42501")
-        set_tenant(cur, w.a.id)
-        expect_sqlstate(cur, "UPDATE leads SET tenant_id = %s", (w.b.id,), "42501")
-        set_tenant(cur, w.a.id)
-        expect_sqlstate(cur, "UPDATE activities SET tenant_id = %s", (w.b.id,), "42501")
+        for table in ("leads", "activities", "users", "tenant_users", "sessions",
+                      "login_failures"):
+            set_tenant(cur, w.a.id)
+            expect_sqlstate(cur, "UPDATE %s SET tenant_id = %%s" % table, (w.b.id,), "42501")
         # B's rows are simply not there for A.
         set_tenant(cur, w.a.id)
         cur.execute("UPDATE leads SET name = 'hijacked' WHERE id = %s", (w.b_lead,))
@@ -476,22 +796,54 @@ def with_context_writes_to_another_tenant_fail(ctx):
         assert cur.rowcount == 0
         cur.execute("DELETE FROM activities WHERE tenant_id = %s", (w.b.id,))
         assert cur.rowcount == 0
+        cur.execute("UPDATE users SET name = 'hijacked', password_hash = 'x' WHERE id = %s",
+                    (w.b_user,))
+        assert cur.rowcount == 0
+        cur.execute("UPDATE tenant_users SET role = 'admin' WHERE tenant_id = %s", (w.b.id,))
+        assert cur.rowcount == 0
+        cur.execute("UPDATE sessions SET expires_at = now() + interval '10 years'"
+                    " WHERE tenant_id = %s", (w.b.id,))
+        assert cur.rowcount == 0
+        for table in ("sessions", "login_failures", "tenant_users", "users"):
+            cur.execute("DELETE FROM %s WHERE tenant_id = %%s" % table, (w.b.id,))
+            assert cur.rowcount == 0, table
+        # The user functions do not reach B's user from A's context.
+        cur.execute("SELECT user_change(%s, %s, 'hijacked', 'admin', false, 'x')",
+                    (w.b.id, w.b_user))
+        assert cur.fetchone()[0] is False
         c.commit()
-        # Writes within A work (control), and are rolled back here.
+        # Writes within A work (control), and are rolled back here.  As A's
+        # signed-in user, created_by comes from the database (whatever the
+        # statement says).
         set_tenant(cur, w.a.id)
-        cur.execute("INSERT INTO leads (tenant_id, name) VALUES (%s, 'ok') RETURNING tenant_id::text",
-                    (w.a.id,))
-        assert cur.fetchone() == (w.a.id,)
+        cur.execute("INSERT INTO leads (tenant_id, name, assigned_to) VALUES (%s, 'ok', %s)"
+                    " RETURNING tenant_id::text, assigned_to::text", (w.a.id, w.a_user))
+        assert cur.fetchone() == (w.a.id, w.a_user)
+        set_user(cur, w.a_user, "user")
+        cur.execute("INSERT INTO leads (tenant_id, name, created_by) VALUES (%s, 'mine', %s)"
+                    " RETURNING tenant_id::text, created_by::text", (w.a.id, w.b_user))
+        assert cur.fetchone() == (w.a.id, w.a_user)
         c.rollback()
     finally:
         c.close()
-    assert leads_snapshot(ctx) == before
+    # Behind row security, the composite foreign key refuses an activity of
+    # A on B's lead even for the owner (who bypasses row security).
+    o = ctx.owner_db()
+    o.autocommit = False
+    try:
+        expect_sqlstate(o.cursor(), "INSERT INTO activities (tenant_id, lead_id, type)"
+                                    " VALUES (%s, %s, 'note')", (w.a.id, w.b_lead), "23503")
+        expect_sqlstate(o.cursor(), "UPDATE leads SET assigned_to = %s WHERE tenant_id = %s"
+                                    " AND id = %s", (w.b_user, w.a.id, w.a_lead), "23503")
+    finally:
+        o.close()
+    assert tables_snapshot(ctx) == before
 
 
 @test
 def tenant_id_cannot_change_even_for_the_owner(ctx):
     w = world(ctx)
-    before = leads_snapshot(ctx)
+    before = tables_snapshot(ctx)
     c = ctx.owner_db()
     c.autocommit = False
     try:
@@ -503,7 +855,7 @@ def tenant_id_cannot_change_even_for_the_owner(ctx):
                             (w.b.id, w.a.id), "42501", "tenant_id cannot be changed")
     finally:
         c.close()
-    assert leads_snapshot(ctx) == before
+    assert tables_snapshot(ctx) == before
 
 
 @test
@@ -514,7 +866,9 @@ def row_security_off_raises_instead_of_bypassing(ctx):
         cur = c.cursor()
         for context in (None, w.a.id):
             for sql in ("SELECT count(*) FROM leads", "SELECT * FROM tenants",
-                        "SELECT count(*) FROM activities", "SELECT * FROM tenant_settings"):
+                        "SELECT count(*) FROM activities", "SELECT * FROM tenant_settings",
+                        "SELECT count(*) FROM users", "SELECT count(*) FROM tenant_users",
+                        "SELECT count(*) FROM sessions", "SELECT count(*) FROM login_failures"):
                 if context:
                     set_tenant(cur, context)
                 cur.execute("SET LOCAL row_security = off")

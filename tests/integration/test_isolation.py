@@ -10,6 +10,12 @@ against B's and C's data:
     by the owner, who bypasses RLS);
   - list filters that match only B's rows (email, q, source, priority,
     assignedTo), in both paginations: empty, total 0;
+  - B's activities (list/add on B's lead, PATCH/DELETE of B's activity) and
+    B's users (GET/PATCH/DELETE by id; the list) with A's key: 404 exactly
+    like a missing id, or only A's rows - and nothing of B changes;
+  - assignedTo is a foreign key (tenant_id, assigned_to) -> users: A cannot
+    assign its lead to B's user (nor to an id that is no user at all):
+    400 invalid_reference and nothing written;
   - a keyset cursor obtained by B: positions inside A's rows only (checked
     against the owner's view of A's rows);
   - stats count only the caller's leads;
@@ -78,7 +84,8 @@ def snapshot(ctx, caller=None):
     server may record a refused attempt in the caller's audit trail, but
     never anything of another tenant's."""
     snap = {}
-    for table in ("leads", "activities", "users", "tenant_users", "tenant_settings"):
+    for table in ("leads", "activities", "users", "tenant_users", "tenant_settings",
+                  "sessions", "login_failures"):
         snap[table] = owner_query(
             ctx, "SELECT row_to_json(t)::text FROM %s t ORDER BY 1" % table)
     snap["audit_logs"] = owner_query(
@@ -92,6 +99,16 @@ def snapshot(ctx, caller=None):
 def tenant_snapshot(ctx, tenant_id):
     return owner_query(ctx, "SELECT row_to_json(l)::text FROM leads l WHERE tenant_id = %s"
                             " ORDER BY id", (tenant_id,))
+
+
+def make_user(ctx, tenant_id, email, role="user"):
+    """A user of the tenant (made by the owner): assignedTo must name one."""
+    rows = owner_query(ctx, "INSERT INTO users (tenant_id, email, name) VALUES (%s, %s, %s)"
+                            " RETURNING id::text", (tenant_id, email, "User " + email))
+    uid = rows[0][0]
+    owner_exec(ctx, "INSERT INTO tenant_users (tenant_id, user_id, role) VALUES (%s, %s, %s)",
+               (tenant_id, uid, role))
+    return uid
 
 
 def qs(**params):
@@ -117,15 +134,17 @@ def world(ctx):
             "domain": "only-%s-%s.example" % (letter, tag),
             "source": "src-%s-%s" % (letter, tag),
             "priority": "prio-%s-%s" % (letter, tag),
-            "assignedTo": str(uuid.uuid4()),
         }
         m["email"] = "person@" + m["domain"]
+        # A real user of this tenant (assignedTo is a foreign key into users).
+        m["assignedTo"] = make_user(ctx, t.id, "owner-%s-%s@example.com" % (letter, tag))
         body = {"name": "Person %s" % m["token"], "email": m["email"], "company": m["company"],
                 "source": m["source"], "status": "QUALIFIED", "assignedTo": m["assignedTo"],
                 "customFields": {"priority": m["priority"]}}
         r = ctx.http("POST", "/v1/leads", key=t.key, body=body)
         assert r.status == 201, r
         assert r.json["tenantId"] == t.id, r
+        assert r.json["assignedTo"] == m["assignedTo"], r
         m["lead"] = r.json
         r2 = ctx.http("POST", "/v1/leads", key=t.key,
                       body={"name": "Second %s" % letter.upper(), "status": "WON",
@@ -189,10 +208,15 @@ def get_other_tenants_lead_is_404_like_a_missing_one(ctx):
 def patch_other_tenants_lead_is_404_and_changes_nothing(ctx):
     w = world(ctx)
     before = snapshot(ctx, w.a.id)
+    a_user = w.marks[w.a.id]["assignedTo"]
+    b_user = w.marks[w.b.id]["assignedTo"]
     for lid in lead_ids(ctx, w.b.id):
         for body, headers in (({"name": "hijacked"}, None),
                               ({"status": "LOST", "customFields": {"priority": "x"}}, None),
                               ({"assignedTo": str(uuid.uuid4())}, {"If-Match": '"1"'}),
+                              ({"assignedTo": a_user}, None),   # a valid user - of A
+                              ({"assignedTo": b_user}, None),   # a valid user of B
+                              ({"assignedTo": None}, None),
                               ({"email": "evil@example.com"}, {"If-Match": '"999"'})):
             r = ctx.http("PATCH", "/v1/leads/" + lid, key=w.a.key, body=body, headers=headers)
             assert_error(r, 404, "lead_not_found")
@@ -230,6 +254,109 @@ def other_tenants_lead_id_in_other_spellings_and_with_preconditions_is_404(ctx):
                  headers={"If-Match": '"42"'})
     assert_error(r, 404, "lead_not_found")
     assert snapshot(ctx, w.a.id) == before
+
+
+@test
+def other_tenants_activities_and_users_are_404_and_unchanged(ctx):
+    w = world(ctx)
+    # An activity of B on B's second lead (the first lead's JSON is compared
+    # verbatim by other tests; an activity bumps lastActivityAt).
+    b_lead = w.marks[w.b.id]["lead2"]["id"]
+    r = ctx.http("POST", "/v1/leads/%s/activities" % b_lead, key=w.b.key,
+                 body={"type": "note", "body": "secret of B %s" % w.tag})
+    assert r.status == 201 and r.json["tenantId"] == w.b.id, r
+    b_act = r.json
+    b_user = w.marks[w.b.id]["assignedTo"]
+    before = snapshot(ctx, w.a.id)
+    missing_lead = str(uuid.uuid4())
+    missing_act = str(uuid.uuid4())
+    for path in ("/v1/leads/%s/activities", "/v1/leads/%s/activities?cursor=",
+                 "/v1/leads/%s/activities?limit=100"):
+        miss = ctx.http("GET", path % missing_lead, key=w.a.key)
+        assert_error(miss, 404, "lead_not_found")
+        r = ctx.http("GET", path % b_lead, key=w.a.key)
+        assert_error(r, 404, "lead_not_found")
+        assert r.json == miss.json and "secret" not in r.body, r
+    miss = ctx.http("POST", "/v1/leads/%s/activities" % missing_lead, key=w.a.key,
+                    body={"type": "call", "body": "x"})
+    assert_error(miss, 404, "lead_not_found")
+    r = ctx.http("POST", "/v1/leads/%s/activities" % b_lead, key=w.a.key,
+                 body={"type": "call", "body": "x"})
+    assert_error(r, 404, "lead_not_found")
+    assert r.json == miss.json, r
+    for method, body in (("PATCH", {"body": "hijacked"}), ("PATCH", {"type": "meeting"}),
+                         ("DELETE", None)):
+        miss = ctx.http(method, "/v1/activities/" + missing_act, key=w.a.key, body=body)
+        assert_error(miss, 404, "activity_not_found")
+        for aid in (b_act["id"], b_act["id"].upper()):
+            r = ctx.http(method, "/v1/activities/" + aid, key=w.a.key, body=body)
+            assert_error(r, 404, "activity_not_found")
+            assert r.json == miss.json, r
+    # Users: B's user by id is "no user"; A's list holds only A's users.
+    for method, body in (("GET", None), ("PATCH", {"name": "hijacked"}),
+                         ("PATCH", {"role": "admin"}), ("DELETE", None)):
+        miss = ctx.http(method, "/v1/users/" + str(uuid.uuid4()), key=w.a.key, body=body)
+        assert_error(miss, 404, "user_not_found")
+        r = ctx.http(method, "/v1/users/" + b_user, key=w.a.key, body=body)
+        assert_error(r, 404, "user_not_found")
+        assert r.json == miss.json, r
+    r = ctx.http("GET", "/v1/users", key=w.a.key)
+    assert r.status == 200, r
+    a_users = sorted(x[0] for x in owner_query(
+        ctx, "SELECT id::text FROM users WHERE tenant_id = %s", (w.a.id,)))
+    assert sorted(u["id"] for u in r.json["data"]) == a_users, r
+    assert {u["tenantId"] for u in r.json["data"]} == {w.a.id}, r
+    assert w.b.id not in r.body and b_user not in r.body, r
+    assert snapshot(ctx, w.a.id) == before
+    # Control: B sees its activity and its user.
+    r = ctx.http("GET", "/v1/leads/%s/activities" % b_lead, key=w.b.key)
+    assert r.status == 200 and b_act in r.json["data"], r
+    r = ctx.http("GET", "/v1/users/" + b_user, key=w.b.key)
+    assert r.status == 200 and r.json["id"] == b_user and r.json["tenantId"] == w.b.id, r
+
+
+@test
+def assigning_to_another_tenants_user_is_invalid_reference_and_writes_nothing(ctx):
+    """assignedTo must be a user of the caller's tenant: B's user id (a real
+    user, of another tenant) is treated exactly like an id that is no user
+    at all - 400 invalid_reference, on create and on update - and nothing is
+    written anywhere."""
+    w = world(ctx)
+    a_lead = w.marks[w.a.id]["lead"]
+    b_user = w.marks[w.b.id]["assignedTo"]
+    c_user = w.marks[w.c.id]["assignedTo"]
+    before = snapshot(ctx, w.a.id)
+    n_a = ctx.count_leads(w.a.id)
+    for stranger in (b_user, c_user, str(uuid.uuid4())):
+        for body in ({"name": "Bad assignee", "assignedTo": stranger},
+                     {"name": "Bad assignee", "assignedTo": stranger.upper()},
+                     {"name": "Bad assignee", "status": "WON", "assignedTo": stranger}):
+            r = ctx.http("POST", "/v1/leads", key=w.a.key, body=body)
+            assert_error(r, 400, "invalid_reference")
+            assert w.b.id not in r.body and w.c.id not in r.body and stranger not in r.body, r
+        for body, headers in (({"assignedTo": stranger}, None),
+                              ({"assignedTo": stranger, "name": "moved"}, None),
+                              ({"assignedTo": stranger},
+                               {"If-Match": '"%d"' % a_lead["version"]})):
+            r = ctx.http("PATCH", "/v1/leads/" + a_lead["id"], key=w.a.key, body=body,
+                         headers=headers)
+            assert_error(r, 400, "invalid_reference")
+    # The other tenant's user answers like a non-user (no existence oracle).
+    r_b = ctx.http("POST", "/v1/leads", key=w.a.key, body={"name": "x", "assignedTo": b_user})
+    r_none = ctx.http("POST", "/v1/leads", key=w.a.key,
+                      body={"name": "x", "assignedTo": str(uuid.uuid4())})
+    assert r_b.status == r_none.status == 400 and r_b.json == r_none.json, (r_b, r_none)
+    assert snapshot(ctx, w.a.id) == before
+    assert ctx.count_leads(w.a.id) == n_a
+    g = ctx.http("GET", "/v1/leads/" + a_lead["id"], key=w.a.key)
+    assert g.status == 200 and g.json == a_lead, g
+    # Control: A's own user is accepted (then the lead is removed again).
+    a_user = w.marks[w.a.id]["assignedTo"]
+    r = ctx.http("POST", "/v1/leads", key=w.a.key, body={"name": "Good assignee",
+                                                          "assignedTo": a_user})
+    assert r.status == 201 and r.json["assignedTo"] == a_user, r
+    assert ctx.http("DELETE", "/v1/leads/" + r.json["id"], key=w.a.key).status == 204
+    assert ctx.count_leads(w.a.id) == n_a
 
 
 # --------------------------------------------------------------------------

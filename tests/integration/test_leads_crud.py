@@ -62,6 +62,22 @@ def create(ctx, t, **fields):
     return r.json
 
 
+def make_user(ctx, t, role="user"):
+    """A user of tenant t (made by the owner): assignedTo must name a user of
+    the lead's own tenant (foreign key (tenant_id, assigned_to) -> users)."""
+    c = ctx.owner_db()
+    try:
+        cur = c.cursor()
+        cur.execute("INSERT INTO users (tenant_id, email, name) VALUES (%s, %s, 'Assignee')"
+                    " RETURNING id::text", (t.id, "u-%s@example.com" % uuid.uuid4().hex[:12]))
+        uid = cur.fetchone()[0]
+        cur.execute("INSERT INTO tenant_users (tenant_id, user_id, role) VALUES (%s, %s, %s)",
+                    (t.id, uid, role))
+        return uid
+    finally:
+        c.close()
+
+
 def get(ctx, t, lead_id):
     r = ctx.http("GET", "/v1/leads/" + lead_id, key=t.key)
     assert r.status == 200, r
@@ -146,7 +162,7 @@ def create_minimal_lead_has_exact_shape_and_defaults(ctx):
 @test
 def create_full_lead_returns_every_value(ctx):
     t = ctx.new_tenant()
-    assignee = str(uuid.uuid4())
+    assignee = make_user(ctx, t)
     body = {
         "name": "Grace Hopper",
         "email": "grace@navy.example.mil",
@@ -180,9 +196,31 @@ def create_accepts_every_status(ctx):
 @test
 def create_assigned_to_uppercase_uuid_is_normalized(ctx):
     t = ctx.new_tenant()
-    u = str(uuid.uuid4())
+    u = make_user(ctx, t)
     lead = create(ctx, t, assignedTo=u.upper())
     assert lead["assignedTo"] == u
+
+
+@test
+def create_assigned_to_must_be_a_user_of_the_same_tenant(ctx):
+    """assignedTo is a foreign key (tenant_id, assigned_to) -> users: another
+    tenant's (real) user and an id that is no user at all are both 400
+    invalid_reference, and nothing is written in either tenant."""
+    t = ctx.new_tenant()
+    other = ctx.new_tenant()
+    theirs = make_user(ctx, other)
+    n_other = ctx.count_leads(other.id)
+    for stranger in (theirs, theirs.upper(), str(uuid.uuid4())):
+        r = expect_rejected_create(ctx, t, {"name": "x", "assignedTo": stranger}, 400,
+                                   "invalid_reference")
+        assert other.id not in r.body and stranger.lower() not in r.body.lower(), r
+        expect_rejected_create(ctx, t, {"name": "x", "status": "WON", "customFields": {"a": 1},
+                                        "assignedTo": stranger}, 400, "invalid_reference")
+    assert ctx.count_leads(t.id) == 0
+    assert ctx.count_leads(other.id) == n_other
+    # The other tenant may assign to its own user (control).
+    lead = create(ctx, other, name="theirs", assignedTo=theirs)
+    assert lead["assignedTo"] == theirs
 
 
 @test
@@ -470,7 +508,7 @@ def patch_updates_only_given_fields_and_bumps_version(ctx):
     g = ctx.http("GET", "/v1/leads/" + lead["id"], key=t.key)
     assert g.header("ETag") == '"2"'
     # Every field at once.
-    u = str(uuid.uuid4())
+    u = make_user(ctx, t)
     body = {"name": "All", "email": "all@example.com", "phone": "+45 1", "company": "Co",
             "status": "WON", "source": "ads", "assignedTo": u, "customFields": {"b": 2}}
     r = patch(ctx, t, lead["id"], body)
@@ -487,7 +525,7 @@ def patch_updates_only_given_fields_and_bumps_version(ctx):
 def patch_null_clears_optional_fields(ctx):
     t = ctx.new_tenant()
     lead = create(ctx, t, name="N", email="n@example.com", phone="12", company="Co",
-                  source="src", assignedTo=str(uuid.uuid4()))
+                  source="src", assignedTo=make_user(ctx, t))
     for field in ("email", "phone", "company", "source", "assignedTo"):
         r = patch(ctx, t, lead["id"], {field: None})
         assert r.status == 200, (field, r)
@@ -495,6 +533,27 @@ def patch_null_clears_optional_fields(ctx):
     final = get(ctx, t, lead["id"])
     assert final["version"] == 6
     assert final["name"] == "N"
+
+
+@test
+def patch_assigned_to_must_be_a_user_of_the_same_tenant(ctx):
+    """PATCH assignedTo to another tenant's user or to a non-user: 400
+    invalid_reference, the lead unchanged (also with other valid changes in
+    the same body); a user of the lead's own tenant is accepted."""
+    t = ctx.new_tenant()
+    other = ctx.new_tenant()
+    mine, theirs = make_user(ctx, t), make_user(ctx, other)
+    lead = create(ctx, t, name="Keep", assignedTo=mine)
+    for stranger in (theirs, str(uuid.uuid4())):
+        for body, headers in (({"assignedTo": stranger}, None),
+                              ({"name": "Changed", "status": "WON", "assignedTo": stranger},
+                               None),
+                              ({"assignedTo": stranger}, {"If-Match": '"1"'})):
+            expect_rejected_patch(ctx, t, lead, body, 400, "invalid_reference", headers=headers)
+    assert ctx.count_leads(other.id) == 0
+    second = make_user(ctx, t)
+    r = patch(ctx, t, lead["id"], {"assignedTo": second})
+    assert r.status == 200 and r.json["assignedTo"] == second and r.json["version"] == 2, r
 
 
 @test

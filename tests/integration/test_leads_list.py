@@ -58,6 +58,22 @@ def create(ctx, t, **fields):
     return r.json
 
 
+def make_user(ctx, t, role="user"):
+    """A user of tenant t (made by the owner): assignedTo must name a user of
+    the lead's own tenant (foreign key (tenant_id, assigned_to) -> users)."""
+    c = ctx.owner_db()
+    try:
+        cur = c.cursor()
+        cur.execute("INSERT INTO users (tenant_id, email, name) VALUES (%s, %s, 'Assignee')"
+                    " RETURNING id::text", (t.id, "u-%s@example.com" % uuid.uuid4().hex[:12]))
+        uid = cur.fetchone()[0]
+        cur.execute("INSERT INTO tenant_users (tenant_id, user_id, role) VALUES (%s, %s, %s)",
+                    (t.id, uid, role))
+        return uid
+    finally:
+        c.close()
+
+
 def all_rows(ctx, t, params=None):
     """Every row of a page-mode listing (limit 100), following pages."""
     params = dict(params or {})
@@ -451,7 +467,7 @@ def filter_status(ctx):
 @test
 def filter_source_assigned_to_email_exact(ctx):
     t = ctx.new_tenant()
-    u1, u2 = str(uuid.uuid4()), str(uuid.uuid4())
+    u1, u2 = make_user(ctx, t), make_user(ctx, t)
     a = create(ctx, t, name="a", source="web", assignedTo=u1, email="ada@example.com")
     b = create(ctx, t, name="b", source="website", assignedTo=u2, email="ada@example.co")
     c = create(ctx, t, name="c", source="web site", email="xada@example.com")
@@ -462,6 +478,13 @@ def filter_source_assigned_to_email_exact(ctx):
     assert ids(all_rows(ctx, t, {"assignedTo": u1})) == [a["id"]]
     assert ids(all_rows(ctx, t, {"assignedTo": u2.upper()})) == [b["id"]]
     assert ids(all_rows(ctx, t, {"assignedTo": str(uuid.uuid4())})) == []
+    # Another tenant's user, with a lead assigned to them there: nothing here.
+    other = ctx.new_tenant()
+    ou = make_user(ctx, other)
+    theirs = create(ctx, other, name="a", source="web", assignedTo=ou, email="ada@example.com")
+    assert ids(all_rows(ctx, t, {"assignedTo": ou})) == []
+    assert ids(all_rows(ctx, other, {"assignedTo": ou})) == [theirs["id"]]
+    assert ids(all_rows(ctx, other, {"assignedTo": u1})) == []
     assert ids(all_rows(ctx, t, {"email": "ada@example.com"})) == [a["id"]]
     assert ids(all_rows(ctx, t, {"email": "ada@example"})) == []
     assert ids(all_rows(ctx, t, {"email": "da@example.com"})) == []
@@ -619,7 +642,7 @@ def filter_priority(ctx):
 @test
 def filters_combine_with_and(ctx):
     t = ctx.new_tenant()
-    u = str(uuid.uuid4())
+    u = make_user(ctx, t)
     target = create(ctx, t, name="Target Co", status="WON", source="ads", assignedTo=u,
                     email="t@example.com", customFields={"priority": "high"})
     create(ctx, t, name="Target Co", status="LOST", source="ads", assignedTo=u,
