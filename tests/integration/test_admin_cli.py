@@ -355,9 +355,13 @@ def set_unknown_plan_is_a_bad_argument(ctx):
 def operation_error_names_its_field_on_one_line(ctx):
     """'error: <code>: <message> (field: <field>)' - one line, parentheses closed."""
     t = create(ctx)
-    p = fails(ctx, "validation_error", "tenant", "set", t["tenant_id"], "--plan", "gold")
-    assert p.stderr.count("\n") == 1 and p.stderr.rstrip("\n").endswith("(field: plan)"), \
-        repr(p.stderr)
+    # Source = target is an operation error (found by the database), with a field.
+    p = fails(ctx, "validation_error", "tenant", "migrate", t["tenant_id"], t["tenant_id"])
+    assert p.stderr.count("\n") == 1 and \
+        p.stderr.rstrip("\n").endswith("(field: targetTenantId)"), repr(p.stderr)
+    # A plan the CLI knows is wrong is a usage error, found before the database.
+    p = ctx.tekup("tenant", "set", t["tenant_id"], "--plan", "gold", "--data-dir", ctx.data_dir)
+    assert p.returncode == 2 and "--plan" in p.stderr, (p.returncode, p.stderr)
 
 
 @test
