@@ -16,9 +16,10 @@
 #include "auth/features.h"
 
 typedef enum tk_auth {
-	TK_AUTH_NONE,     /* public (health check) */
-	TK_AUTH_TENANT,   /* X-Tenant-Key; runs on the request pool as tekup_app */
-	TK_AUTH_OPERATOR, /* Authorization: Bearer <operator token>; operator pool */
+	TK_AUTH_NONE,            /* public (health check) */
+	TK_AUTH_TENANT,          /* X-Tenant-Key; runs on the request pool as tekup_app */
+	TK_AUTH_TENANT_KEY_ONLY, /* as TENANT, but a session header is ignored (sign-in) */
+	TK_AUTH_OPERATOR,        /* Authorization: Bearer <operator token>; operator pool */
 } tk_auth;
 
 typedef enum tk_body {

@@ -259,7 +259,8 @@ static tk_status dispatch(tk_server *srv, tk_request *req, tk_response *res, tk_
 	/* Missing credentials are answered without touching the database. */
 	const char *tenant_key = tk_request_header(req, "X-Tenant-Key");
 	const char *authorization = tk_request_header(req, "Authorization");
-	if (route->auth == TK_AUTH_TENANT && (tenant_key == NULL || tenant_key[0] == '\0'))
+	bool tenant_route = route->auth == TK_AUTH_TENANT || route->auth == TK_AUTH_TENANT_KEY_ONLY;
+	if (tenant_route && (tenant_key == NULL || tenant_key[0] == '\0'))
 		return tenant_cache_resolve(srv->app->tenants, NULL, req->arena, NULL, &req->tenant,
 		                            err);
 	if (route->auth == TK_AUTH_OPERATOR && (authorization == NULL || authorization[0] == '\0'))
@@ -275,11 +276,11 @@ static tk_status dispatch(tk_server *srv, tk_request *req, tk_response *res, tk_
 			                           tk_request_header(req, "Authorization"),
 			                           &req->op, err);
 			req->has_operator = st == TK_OK;
-		} else if (route->auth == TK_AUTH_TENANT) {
+		} else if (tenant_route) {
 			st = tenant_cache_resolve(srv->app->tenants, conn, req->arena, tenant_key,
 			                          &req->tenant, err);
 			req->has_tenant = st == TK_OK;
-			if (st == TK_OK)
+			if (st == TK_OK && route->auth == TK_AUTH_TENANT)
 				st = context_resolve_user(conn, req, authorization, err);
 		}
 		if (st == TK_OK && route->feature != TK_FEATURE_NONE &&

@@ -153,8 +153,8 @@ tk_status auth_login(tk_app *app, tk_request *req, db_conn *conn, tk_response *r
 	tx = context_tx(req, conn);
 	if (!ok) {
 		db_tx_add(tx,
-		          "INSERT INTO login_failures (tenant_id, email_lower) VALUES ($1, "
-		          "lower($2::text))"
+		          "INSERT INTO login_failures (tenant_id, email_lower, failures)"
+		          " VALUES ($1, lower($2::text), 1)"
 		          " ON CONFLICT (tenant_id, email_lower) DO UPDATE SET failures = CASE WHEN"
 		          " login_failures.last_failure_at < now() - make_interval(mins => " TK_STR(
 		              TK_LOGIN_WINDOW_MIN) ") THEN 1 ELSE login_failures.failures + 1 END,"
