@@ -35,7 +35,8 @@ UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 # A database nobody listens on: a command that touches the database fails
 # with exit 1 here, so exit 2 proves the arguments were refused first.
 NO_DB = {"DATABASE_URL": "postgresql://tekup_app@127.0.0.1:1/tekup",
-         "DATABASE_ADMIN_URL": "postgresql://tekup_owner@127.0.0.1:1/tekup"}
+         "DATABASE_ADMIN_URL": "postgresql://tekup_owner@127.0.0.1:1/tekup",
+         "DATABASE_OPERATOR_URL": "postgresql://tekup_operator@127.0.0.1:1/tekup"}
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
 PRO_FEATURES = {"lead:read": True, "lead:create": True, "lead:update": True,
                 "lead:delete": True, "voice:advanced": True, "api:access": True,
