@@ -65,6 +65,20 @@ class Tenant:
         self.name = name
 
 
+def merged_env(base, override):
+    """base + override; a test that points DATABASE_URL somewhere else means
+    every database URL, so URLs it does not name are dropped (the PgBouncer
+    run sets an operator URL in the base environment)."""
+    env = dict(base)
+    if override:
+        if "DATABASE_URL" in override:
+            for k in ("DATABASE_ADMIN_URL", "DATABASE_OPERATOR_URL"):
+                if k not in override:
+                    env.pop(k, None)
+        env.update(override)
+    return {k: v for k, v in env.items() if v is not None}  # None: unset it
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -83,9 +97,7 @@ class Server:
         self.log = open(self.log_path, "wb")
         args = [ctx.binary, "serve", "--data-dir", ctx.data_dir, "--port", str(self.port),
                 "--no-demo", "--no-migrate"] + list(extra_args)
-        full_env = dict(ctx.env)
-        if env:
-            full_env.update(env)
+        full_env = merged_env(ctx.env, env)
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -180,9 +192,7 @@ class Context:
         return os.path.join(self.data_dir, "run")
 
     def tekup(self, *args, env=None, check=False, timeout=120):
-        full_env = dict(self.env)
-        if env:
-            full_env.update(env)
+        full_env = merged_env(self.env, env)
         p = subprocess.run([self.binary] + list(args), capture_output=True, text=True,
                            env=full_env, timeout=timeout)
         if check and p.returncode != 0:

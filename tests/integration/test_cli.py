@@ -40,6 +40,7 @@ import uuid
 
 import psycopg2
 
+import harness
 from harness import assert_error, free_port, test
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -57,9 +58,7 @@ UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 def run(ctx, *args, env=None, timeout=60, cwd=REPO):
     """Runs tekup, by default from the repository root like the harness (every
     call passes --data-dir or database URLs, so no ./var is made there)."""
-    full_env = dict(ctx.env)
-    if env:
-        full_env.update(env)
+    full_env = harness.merged_env(ctx.env, env)
     return subprocess.run([ctx.binary] + list(args), capture_output=True, text=True,
                           env=full_env, timeout=timeout, cwd=cwd)
 
@@ -127,8 +126,7 @@ class OwnServer:
         base = os.path.join(ctx.workdir, "cli-serve-%d" % self.port)
         self.out_path, self.err_path = base + ".out", base + ".err"
         self._out, self._err = open(self.out_path, "wb"), open(self.err_path, "wb")
-        full_env = dict(ctx.env)
-        full_env.update(env)
+        full_env = harness.merged_env(ctx.env, env)
         args = [ctx.binary, "serve", "--port", str(self.port), "--no-demo"] + list(extra_args)
         self.proc = subprocess.Popen(args, stdout=self._out, stderr=self._err, env=full_env,
                                      cwd=REPO)
@@ -619,8 +617,7 @@ def concurrent_migrate_runs_apply_each_file_once(ctx):
     # On a fresh database: the three race; each file is applied exactly once.
     db = FreshDatabase(ctx)
     try:
-        full_env = dict(ctx.env)
-        full_env.update(db.env)
+        full_env = harness.merged_env(ctx.env, db.env)
         procs = [subprocess.Popen([ctx.binary, "migrate"], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True, env=full_env,
                                   cwd=REPO) for _ in range(3)]
@@ -687,7 +684,7 @@ def unreachable_or_wrong_database_is_a_clear_error(ctx):
         ({"DATABASE_URL": "host=%s dbname=nosuch_db user=tekup_app" % sock,
           "DATABASE_ADMIN_URL": "host=%s dbname=nosuch_db user=tekup_owner" % sock},
          ["migrate"], r'database \\?"nosuch_db\\?" does not exist'),
-        ({"DATABASE_ADMIN_URL": "host=%s dbname=tekup user=tekup_owner" % sock},
+        ({"DATABASE_URL": None, "DATABASE_ADMIN_URL": "host=%s dbname=tekup user=tekup_owner" % sock},
          ["migrate"], r"DATABASE_ADMIN_URL is set but DATABASE_URL is not"),
         # Migrating as the request role (admin URL defaults to DATABASE_URL).
         ({"DATABASE_URL": "host=%s dbname=tekup user=tekup_app" % sock},
