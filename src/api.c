@@ -31,6 +31,8 @@ const tk_route tk_api_routes[] = {
 
     /* People: sign-in with the tenant key, then Authorization: Bearer ts_... */
     {"POST", "/v1/auth/login", auth_login, TK_AUTH_TENANT_KEY_ONLY, TK_BODY_JSON, TK_FEATURE_NONE},
+    {"POST", "/v1/auth/accept-invitation", auth_accept_invitation, TK_AUTH_TENANT_KEY_ONLY,
+     TK_BODY_JSON, TK_FEATURE_NONE},
     {"POST", "/v1/auth/logout", auth_logout, TK_AUTH_TENANT, TK_BODY_NONE, TK_FEATURE_NONE},
     {"GET", "/v1/me", auth_me, TK_AUTH_TENANT, TK_BODY_NONE, TK_FEATURE_NONE},
     {"GET", "/v1/users", user_list, TK_AUTH_TENANT, TK_BODY_NONE, TK_FEATURE_NONE},

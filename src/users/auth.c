@@ -93,6 +93,132 @@ static tk_status bad_credentials(tk_error *err)
 	                    "the e-mail address or password is wrong");
 }
 
+/*
+ * Starts a session for user_id: clears the account's failures, records the
+ * sign-in, stores new_hash when given, and answers 201 {token, expiresAt,
+ * user}.  With invite_hash, everything is conditional on accepting that
+ * invitation in this same transaction (so a token is used once, even by two
+ * racing requests): no accepted invitation, no session.
+ */
+/* "ok": no invitation involved, or this transaction accepted it. */
+#define SIGN_IN_OK                                                                                 \
+	"($3::bytea IS NULL OR EXISTS (SELECT 1 FROM user_invitations WHERE tenant_id = $1"        \
+	" AND token_hash = $3::bytea AND accepted_at = now()))"
+
+static tk_status sign_in(tk_request *req, db_conn *conn, const char *user_id, const char *email,
+                         const char *new_hash, const char *invite_hash, tk_response *res,
+                         tk_error *err)
+{
+	unsigned char raw[32];
+	char token[TK_SESSION_TOKEN_LEN + 1], hash_hex[67];
+	randombytes_buf(raw, sizeof raw);
+	memcpy(token, "ts_", 3);
+	sodium_bin2hex(token + 3, 65, raw, sizeof raw);
+	context_token_hash_hex(token, TK_SESSION_TOKEN_LEN, hash_hex);
+	db_tx *tx = context_tx(req, conn);
+	const char *ip[] = {req->tenant.id, user_id, invite_hash ? invite_hash : NULL};
+	db_tx_add(tx,
+	          "UPDATE user_invitations SET accepted_at = now() WHERE tenant_id = $1"
+	          " AND user_id = $2::uuid AND token_hash = $3::bytea AND accepted_at IS NULL"
+	          " AND expires_at > now()",
+	          3, ip);
+	const char *sp[] = {req->tenant.id, user_id, invite_hash, hash_hex};
+	int qs =
+	    db_tx_add(tx,
+	              "INSERT INTO sessions (tenant_id, user_id, token_hash, expires_at)"
+	              " SELECT $1, $2::uuid, $4::bytea, now() + make_interval(hours => " TK_STR(
+	                  TK_SESSION_TTL_HOURS) ") WHERE " SIGN_IN_OK
+	                                        " RETURNING to_char(expires_at AT TIME ZONE 'UTC',"
+	                                        " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+	              4, sp);
+	const char *fp[] = {req->tenant.id, email};
+	db_tx_add(
+	    tx, "DELETE FROM login_failures WHERE tenant_id = $1 AND email_lower = lower($2::text)",
+	    2, fp);
+	const char *up[] = {req->tenant.id, user_id, invite_hash, new_hash};
+	db_tx_add(
+	    tx,
+	    "UPDATE users SET last_login_at = now(), password_hash = coalesce($4, password_hash)"
+	    " WHERE tenant_id = $1 AND id = $2::uuid AND " SIGN_IN_OK,
+	    4, up);
+	int qj = db_tx_add(tx, "SELECT user_json($1, $2::uuid)::text", 2, sp);
+	tk_status st = db_tx_run(tx, err);
+	if (st == TK_OK && PQntuples(db_tx_result(tx, qs)) == 0) {
+		st = tk_error_set(err, 401, "invalid_invitation", NULL,
+		                  "the invitation is not valid (used, expired or unknown)");
+	} else if (st == TK_OK) {
+		tk_buf b = TK_BUF_INIT;
+		tk_buf_printf(&b, "{\"token\":\"%s\",\"expiresAt\":\"%s\",\"user\":", token,
+		              PQgetvalue(db_tx_result(tx, qs), 0, 0));
+		tk_buf_append(&b, PQgetvalue(db_tx_result(tx, qj), 0, 0),
+		              (size_t)PQgetlength(db_tx_result(tx, qj), 0, 0));
+		tk_buf_putc(&b, '}');
+		tk_response_json(req, res, 201, b.data, b.len);
+		tk_buf_free(&b);
+	}
+	sodium_memzero(token, sizeof token);
+	db_tx_clear(tx);
+	return st;
+}
+
+tk_status auth_accept_invitation(tk_app *app, tk_request *req, db_conn *conn, tk_response *res,
+                                 tk_error *err)
+{
+	(void)app;
+	static const char *const fields[] = {"token", "password", NULL};
+	if (tk_request_check_params(req, no_params, err) != TK_OK)
+		return TK_ERR;
+	json_t *body = tk_json_body(req, fields, err);
+	if (body == NULL)
+		return TK_ERR;
+	const char *token = NULL, *password = NULL;
+	char hash[TK_PASSWORD_HASH_MAX], invite_hash[67], user_id[40], email[256];
+	tk_status st = TK_ERR;
+	if (tk_json_string(req, body, "token", true, 100, &token, err) != TK_OK ||
+	    tk_json_string(req, body, "password", true, TK_JSON_UNBOUNDED, &password, err) !=
+	        TK_OK ||
+	    tk_password_check(password, strlen(password), "password", err) != TK_OK)
+		goto done;
+	if (strlen(token) != TK_INVITATION_TOKEN_LEN || strncmp(token, "ti_", 3) != 0) {
+		st = tk_error_set(err, 401, "invalid_invitation", NULL,
+		                  "the invitation is not valid (used, expired or unknown)");
+		goto done;
+	}
+	context_token_hash_hex(token, strlen(token), invite_hash);
+	const char *p[] = {req->tenant.id, invite_hash};
+	db_tx *tx = context_tx(req, conn);
+	int q =
+	    db_tx_add(tx,
+	              "SELECT i.user_id::text, u.email FROM user_invitations i JOIN users u"
+	              " ON u.tenant_id = i.tenant_id AND u.id = i.user_id WHERE i.tenant_id = $1"
+	              " AND i.token_hash = $2::bytea AND i.accepted_at IS NULL"
+	              " AND i.expires_at > now() AND u.is_active",
+	              2, p);
+	st = db_tx_run(tx, err);
+	bool found = st == TK_OK && PQntuples(db_tx_result(tx, q)) == 1;
+	if (found) {
+		snprintf(user_id, sizeof user_id, "%s", PQgetvalue(db_tx_result(tx, q), 0, 0));
+		snprintf(email, sizeof email, "%s", PQgetvalue(db_tx_result(tx, q), 0, 1));
+	}
+	db_tx_clear(tx);
+	if (st != TK_OK)
+		goto done;
+	if (!found) {
+		st = tk_error_set(err, 401, "invalid_invitation", NULL,
+		                  "the invitation is not valid (used, expired or unknown)");
+		goto done;
+	}
+	if (tk_password_hash(password, strlen(password), hash, err) != TK_OK) {
+		st = TK_ERR;
+		goto done;
+	}
+	st = sign_in(req, conn, user_id, email, hash, invite_hash, res, err);
+	sodium_memzero(hash, sizeof hash);
+done:
+	json_decref(body);
+	return st;
+}
+
 tk_status auth_login(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err)
 {
 	(void)app;
@@ -164,49 +290,14 @@ tk_status auth_login(tk_app *app, tk_request *req, db_conn *conn, tk_response *r
 			bad_credentials(err);
 		goto done;
 	}
-	/* Signed in: a session, the failure count cleared, the hash upgraded
-	 * when its parameters are older than today's. */
-	unsigned char raw[32];
-	char token[TK_SESSION_TOKEN_LEN + 1], hash_hex[67];
+	/* Signed in: the hash upgraded when its parameters are older than today's. */
 	char new_hash[TK_PASSWORD_HASH_MAX] = "";
-	randombytes_buf(raw, sizeof raw);
-	memcpy(token, "ts_", 3);
-	sodium_bin2hex(token + 3, 65, raw, sizeof raw);
-	context_token_hash_hex(token, TK_SESSION_TOKEN_LEN, hash_hex);
 	if (rehash && tk_password_hash(password, strlen(password), new_hash, err) != TK_OK)
 		new_hash[0] = '\0';
-	const char *sp[] = {req->tenant.id, user_id, hash_hex, email,
-	                    new_hash[0] ? new_hash : NULL};
-	int qs =
-	    db_tx_add(tx,
-	              "INSERT INTO sessions (tenant_id, user_id, token_hash, expires_at)"
-	              " VALUES ($1, $2::uuid, $3::bytea, now() + make_interval(hours => " TK_STR(
-	                  TK_SESSION_TTL_HOURS) ")) RETURNING to_char(expires_at AT TIME"
-	                                        " ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
-	              3, sp);
-	const char *fp[] = {req->tenant.id, email};
-	db_tx_add(
-	    tx, "DELETE FROM login_failures WHERE tenant_id = $1 AND email_lower = lower($2::text)",
-	    2, fp);
-	const char *up[] = {req->tenant.id, user_id, new_hash[0] ? new_hash : NULL};
-	db_tx_add(tx,
-	          "UPDATE users SET last_login_at = now(),"
-	          " password_hash = coalesce($3, password_hash)"
-	          " WHERE tenant_id = $1 AND id = $2::uuid",
-	          3, up);
-	int qj = db_tx_add(tx, "SELECT user_json($1, $2::uuid)::text", 2, sp);
-	if (db_tx_run(tx, err) != TK_OK)
-		goto done;
-	tk_buf b = TK_BUF_INIT;
-	tk_buf_printf(&b, "{\"token\":\"%s\",\"expiresAt\":\"%s\",\"user\":", token,
-	              PQgetvalue(db_tx_result(tx, qs), 0, 0));
-	tk_buf_append(&b, PQgetvalue(db_tx_result(tx, qj), 0, 0),
-	              (size_t)PQgetlength(db_tx_result(tx, qj), 0, 0));
-	tk_buf_putc(&b, '}');
-	tk_response_json(req, res, 201, b.data, b.len);
-	tk_buf_free(&b);
-	sodium_memzero(token, sizeof token);
-	st = TK_OK;
+	db_tx_clear(tx);
+	tx = NULL;
+	st = sign_in(req, conn, user_id, email, new_hash[0] ? new_hash : NULL, NULL, res, err);
+	sodium_memzero(new_hash, sizeof new_hash);
 done:
 	if (tx)
 		db_tx_clear(tx);

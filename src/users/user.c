@@ -102,7 +102,7 @@ tk_status user_create(tk_app *app, tk_request *req, db_conn *conn, tk_response *
 	if (tk_json_string(req, body, "email", true, 255, &email, err) != TK_OK ||
 	    tk_json_string(req, body, "name", true, 255, &name, err) != TK_OK ||
 	    tk_json_string(req, body, "role", false, 10, &role, err) != TK_OK ||
-	    tk_json_string(req, body, "password", true, TK_JSON_UNBOUNDED, &password, err) !=
+	    tk_json_string(req, body, "password", false, TK_JSON_UNBOUNDED, &password, err) !=
 	        TK_OK ||
 	    check_role(role, err) != TK_OK)
 		goto done;
@@ -110,19 +110,42 @@ tk_status user_create(tk_app *app, tk_request *req, db_conn *conn, tk_response *
 		tk_error_invalid(err, "email", "email is not a valid address");
 		goto done;
 	}
-	if (tk_password_check(password, strlen(password), "password", err) != TK_OK ||
-	    tk_password_hash(password, strlen(password), hash, err) != TK_OK)
+	/* Without a password the user is invited: no password until they accept
+	 * the invitation token returned here (once). */
+	char invite[TK_INVITATION_TOKEN_LEN + 1] = "", invite_hash[67] = "";
+	if (password && (tk_password_check(password, strlen(password), "password", err) != TK_OK ||
+	                 tk_password_hash(password, strlen(password), hash, err) != TK_OK))
 		goto done;
-	const char *p[] = {req->tenant.id, email, name, hash, role ? role : "user"};
+	if (!password) {
+		unsigned char raw[32];
+		randombytes_buf(raw, sizeof raw);
+		memcpy(invite, "ti_", 3);
+		sodium_bin2hex(invite + 3, 65, raw, sizeof raw);
+		context_token_hash_hex(invite, TK_INVITATION_TOKEN_LEN, invite_hash);
+	}
+	const char *p[] = {req->tenant.id,
+	                   email,
+	                   name,
+	                   password ? hash : NULL,
+	                   role ? role : "user",
+	                   password ? NULL : invite_hash,
+	                   password ? NULL : invite};
 	st = respond_one(
 	    req, conn,
 	    "WITH u AS (INSERT INTO users (tenant_id, email, name, password_hash)"
 	    " VALUES ($1, $2, $3, $4) RETURNING tenant_id, id),"
 	    " m AS (INSERT INTO tenant_users (tenant_id, user_id, role)"
-	    " SELECT tenant_id, id, $5 FROM u RETURNING user_id)"
-	    " SELECT json_build_object('id', u.id, 'tenantId', u.tenant_id, 'email', $2,"
-	    " 'name', $3, 'role', $5, 'isActive', true)::text FROM u",
-	    5, p, 201, res, err);
+	    " SELECT tenant_id, id, $5 FROM u RETURNING user_id),"
+	    " i AS (INSERT INTO user_invitations (tenant_id, user_id, token_hash)"
+	    " SELECT tenant_id, id, $6::bytea FROM u WHERE $6::text IS NOT NULL"
+	    " RETURNING expires_at)"
+	    " SELECT (jsonb_build_object('id', u.id, 'tenantId', u.tenant_id, 'email', $2::text,"
+	    " 'name', $3::text, 'role', $5::text, 'isActive', true) || coalesce((SELECT"
+	    " jsonb_build_object('invitationToken', $7::text, 'invitationExpiresAt',"
+	    " to_char(i.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))"
+	    " FROM i), '{}'))::text FROM u",
+	    7, p, 201, res, err);
+	sodium_memzero(invite, sizeof invite);
 	if (st != TK_OK && err->http_status == 409 && strcmp(err->code, "conflict") == 0)
 		tk_error_set(err, 409, "conflict", "email",
 		             "a user with this e-mail already exists");

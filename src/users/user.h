@@ -10,6 +10,9 @@
  * gets 429 too_many_attempts until the window passes.  Hashes made with
  * weaker parameters are upgraded on a successful sign-in.
  *
+ * A user created without a password is invited: the response carries an
+ * invitation token (shown once, stored as SHA-256, 7 days, single use).
+ *
  * Users API (/v1/users): admins and the integration only (403 otherwise);
  * the last active admin cannot be demoted or deactivated; deactivating a
  * user ends their sessions at once; the plan's maxUsers holds exactly, also
@@ -20,12 +23,17 @@
 
 #include "app.h"
 
-#define TK_SESSION_TTL_HOURS  12
-#define TK_LOGIN_MAX_FAILURES 5
-#define TK_LOGIN_WINDOW_MIN   15
+#define TK_SESSION_TTL_HOURS    12
+#define TK_LOGIN_MAX_FAILURES   5
+#define TK_LOGIN_WINDOW_MIN     15
+#define TK_INVITATION_TOKEN_LEN 67 /* "ti_" + 64 hex */
 
 tk_status auth_login(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err);
 tk_status auth_logout(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err);
+/* POST /v1/auth/accept-invitation {token, password}: sets the password of an
+ * invited user (once, within 7 days) and signs them in (201 as login). */
+tk_status auth_accept_invitation(tk_app *app, tk_request *req, db_conn *conn, tk_response *res,
+                                 tk_error *err);
 tk_status auth_me(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err);
 
 tk_status user_list(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err);
