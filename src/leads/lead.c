@@ -3,6 +3,7 @@
  */
 #include "leads/lead.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,6 +11,7 @@
 #include "db/tx.h"
 #include "leads/lead_fields.h"
 #include "leads/lead_input.h"
+#include "util/alloc.h"
 #include "util/validate.h"
 
 static const char *const no_params[] = {NULL};
@@ -40,23 +42,41 @@ static const char *lead_returning_sql(tk_arena *arena)
 	return s;
 }
 
-const char *lead_sql_create(tk_arena *arena)
+/* The single-lead statements never change: built once, shared read-only by
+ * every thread (rebuilding them per request was ~8% of a GET's CPU). */
+static char *sql_create, *sql_get;
+static pthread_once_t sql_once = PTHREAD_ONCE_INIT;
+
+static void lead_sql_build(void)
 {
-	return tk_arena_printf(
-	    arena,
+	tk_arena *a = tk_arena_create();
+	const char *ret = lead_returning_sql(a);
+	sql_create = tk_strdup(tk_arena_printf(
+	    a,
 	    "INSERT INTO leads AS l (tenant_id, name, email, phone, company, status, source,"
 	    " custom_fields, assigned_to, created_by)"
 	    " VALUES ($1, $2, $3, $4, $5, COALESCE($6, 'NEW'), $7,"
 	    " lead_custom_fields_checked($8::jsonb),"
 	    " $9::uuid, current_app_user_id())"
 	    " RETURNING %s",
-	    lead_returning_sql(arena));
+	    ret));
+	sql_get = tk_strdup(
+	    tk_arena_printf(a, "SELECT %s FROM leads l WHERE l.tenant_id = $1 AND l.id = $2", ret));
+	tk_arena_destroy(a);
+}
+
+const char *lead_sql_create(tk_arena *arena)
+{
+	(void)arena;
+	pthread_once(&sql_once, lead_sql_build);
+	return sql_create;
 }
 
 const char *lead_sql_get(tk_arena *arena)
 {
-	return tk_arena_printf(arena, "SELECT %s FROM leads l WHERE l.tenant_id = $1 AND l.id = $2",
-	                       lead_returning_sql(arena));
+	(void)arena;
+	pthread_once(&sql_once, lead_sql_build);
+	return sql_get;
 }
 
 const char lead_sql_delete[] = "DELETE FROM leads WHERE tenant_id = $1 AND id = $2";

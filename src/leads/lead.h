@@ -25,7 +25,7 @@ typedef struct lead_list_plan {
 tk_status lead_list_plan_build(tk_request *req, lead_list_plan *plan, tk_error *err) TK_MUST_CHECK;
 
 /*
- * The SQL of the single-lead endpoints (in the arena): GET by
+ * The SQL of the single-lead endpoints (built once, static; arena unused): GET by
  * ($1 tenant, $2 id); POST with ($1 tenant, $2..$9 name, email, phone, company,
  * status, source, customFields, assignedTo); DELETE; stats ($1 tenant).
  */
