@@ -43,12 +43,13 @@ import psycopg2.errors
 from harness import test
 
 TENANT_TABLES = ("api_keys", "tenant_settings", "users", "tenant_users", "leads",
-                 "activities", "audit_logs", "sessions", "login_failures")
+                 "activities", "audit_logs", "sessions", "login_failures", "user_invitations")
 ALL_TABLES = TENANT_TABLES + ("tenants", "plans", "schema_migrations")
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 CRUD = {"SELECT", "INSERT", "UPDATE", "DELETE"}
-# 0002 (tenants, tenant_settings, leads, activities) and 0008 (users,
-# tenant_users, sessions, login_failures); every other table: nothing.
+# 0002 (tenants, tenant_settings, leads, activities), 0008 (users,
+# tenant_users, sessions, login_failures) and 0009 (user_invitations);
+# every other table: nothing.
 EXPECTED_GRANTS = {
     "tenants": {"SELECT"},
     "tenant_settings": {"SELECT"},
@@ -58,6 +59,7 @@ EXPECTED_GRANTS = {
     "tenant_users": CRUD,
     "sessions": CRUD,
     "login_failures": CRUD,
+    "user_invitations": CRUD,
     "api_keys": set(),
     "audit_logs": set(),
     "plans": set(),
@@ -65,7 +67,7 @@ EXPECTED_GRANTS = {
 }
 # Granted tables the request role reads through RLS, and the ungranted ones.
 GRANTED_TENANT_TABLES = ("leads", "activities", "tenant_settings", "users", "tenant_users",
-                         "sessions", "login_failures")
+                         "sessions", "login_failures", "user_invitations")
 UNGRANTED_TABLES = ("api_keys", "audit_logs", "plans", "schema_migrations")
 # Every function tekup_app may execute (0002, 0006, 0008); nothing else.
 EXPECTED_FUNCTIONS = {
@@ -136,6 +138,9 @@ def world(ctx):
                         (t.id, uid, psycopg2.Binary(hashlib.sha256(uuid.uuid4().bytes).digest())))
             cur.execute("INSERT INTO login_failures (tenant_id, email_lower, failures)"
                         " VALUES (%s, %s, 1)", (t.id, "u-%s@example.com" % tag))
+            cur.execute("INSERT INTO user_invitations (tenant_id, user_id, token_hash)"
+                        " VALUES (%s, %s, %s)",
+                        (t.id, uid, psycopg2.Binary(hashlib.sha256(uuid.uuid4().bytes).digest())))
     finally:
         c.close()
     w.a_user, w.b_user = w.user[w.a.id], w.user[w.b.id]
@@ -360,7 +365,7 @@ for _t in ("api_keys", "tenant_settings", "users", "tenant_users", "audit_logs")
         (_t + "_tenant_update", "PERMISSIVE", "UPDATE", TENANT_EXPR, TENANT_EXPR),
         (_t + "_tenant_delete", "PERMISSIVE", "DELETE", TENANT_EXPR, None),
     }
-for _t in ("sessions", "login_failures"):
+for _t in ("sessions", "login_failures", "user_invitations"):
     EXPECTED_POLICIES[_t] = {(_t + "_tenant", "PERMISSIVE", "ALL", TENANT_EXPR, TENANT_EXPR)}
 
 
