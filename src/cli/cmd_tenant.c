@@ -146,6 +146,73 @@ static int report(tk_status st, const char *json, const tk_error *err)
 	return TK_EXIT_FAILURE;
 }
 
+/* One operation of tenants/tenant_ops.h, as the CLI runs it. */
+typedef enum op_kind {
+	OP_SHOW,
+	OP_UPDATE,
+	OP_KEYS,
+	OP_KEY_CREATE,
+	OP_KEY_REVOKE,
+	OP_KEY_ROTATE,
+	OP_MIGRATE,
+	OP_CLEANUP,
+	OP_RETENTION,
+} op_kind;
+
+typedef struct cli_op {
+	op_kind kind;
+	const char *tenant; /* the tenant (source for OP_MIGRATE) */
+	const char *other;  /* key id, or the migration's target */
+	const tenant_update *update;
+	const char *name, *expires;
+	long number; /* grace hours, or cleanup's older-than days */
+	bool leads, users, archive, dry_run;
+} cli_op;
+
+static tk_status op_dispatch(cli_session *s, const ops_actor *who, const cli_op *op,
+                             const char **json, tk_error *err)
+{
+	switch (op->kind) {
+	case OP_SHOW: return tenant_ops_show(s->conn, s->arena, op->tenant, json, err);
+	case OP_UPDATE:
+		return tenant_ops_update(s->conn, s->arena, who, op->tenant, op->update, json, err);
+	case OP_KEYS: return tenant_ops_keys(s->conn, s->arena, op->tenant, json, err);
+	case OP_KEY_CREATE:
+		return tenant_ops_key_create(s->conn, s->arena, who, op->tenant, op->name,
+		                             op->expires, json, err);
+	case OP_KEY_REVOKE:
+		return tenant_ops_key_revoke(s->conn, s->arena, who, op->tenant, op->other, err);
+	case OP_KEY_ROTATE:
+		return tenant_ops_key_rotate(s->conn, s->arena, who, op->tenant, op->other,
+		                             op->number, json, err);
+	case OP_MIGRATE:
+		return tenant_ops_migrate(s->conn, s->arena, who, op->tenant, op->other, op->leads,
+		                          op->users, op->archive, json, err);
+	case OP_CLEANUP:
+		return tenant_ops_cleanup(s->conn, s->arena, who, op->number, op->dry_run, json,
+		                          err);
+	case OP_RETENTION:
+		return tenant_ops_retention(s->conn, s->arena, who, op->dry_run, json, err);
+	}
+	return tk_error_set(err, 500, "internal_error", NULL, "unknown operation");
+}
+
+/* Opens an operator session, runs op, prints its JSON or its error. */
+static int run_op(const tk_config *cfg, const cli_op *op)
+{
+	cli_session s;
+	int code = TK_EXIT_FAILURE;
+	if (session_open(cfg, &s) == TK_OK) {
+		tk_error err = {0};
+		const char *json = NULL;
+		ops_actor who = {NULL, cli_actor()};
+		tk_status st = op_dispatch(&s, &who, op, &json, &err);
+		code = report(st, json, &err);
+	}
+	session_close(&s);
+	return code;
+}
+
 static int tenant_create_cmd(const tk_config *cfg, int n, char **args)
 {
 	provision_request in = {0};
@@ -291,19 +358,8 @@ static int tenant_change_cmd(const tk_config *cfg, const char *sub, int n, char 
 		fprintf(stderr, "tekup tenant set: nothing to change\n");
 		return TK_EXIT_USAGE;
 	}
-	cli_session s;
-	int code = TK_EXIT_FAILURE;
-	if (session_open(cfg, &s) == TK_OK) {
-		tk_error err = {0};
-		const char *json = NULL;
-		ops_actor who = {NULL, cli_actor()};
-		tk_status st =
-		    is_show ? tenant_ops_show(s.conn, s.arena, pos[0], &json, &err)
-		            : tenant_ops_update(s.conn, s.arena, &who, pos[0], &u, &json, &err);
-		code = report(st, json, &err);
-	}
-	session_close(&s);
-	return code;
+	cli_op op = {.kind = is_show ? OP_SHOW : OP_UPDATE, .tenant = pos[0], .update = &u};
+	return run_op(cfg, &op);
 }
 
 static int tenant_key_cmd(const tk_config *cfg, int n, char **args)
@@ -337,27 +393,16 @@ static int tenant_key_cmd(const tk_config *cfg, int n, char **args)
 		fprintf(stderr, "tekup tenant key create: --expires-at must be ISO 8601\n");
 		return TK_EXIT_USAGE;
 	}
-	cli_session s;
-	int code = TK_EXIT_FAILURE;
-	if (session_open(cfg, &s) == TK_OK) {
-		tk_error err = {0};
-		const char *json = NULL;
-		ops_actor who = {NULL, cli_actor()};
-		tk_status st;
-		if (list)
-			st = tenant_ops_keys(s.conn, s.arena, pos[1], &json, &err);
-		else if (create)
-			st = tenant_ops_key_create(s.conn, s.arena, &who, pos[1], name, expires,
-			                           &json, &err);
-		else if (revoke)
-			st = tenant_ops_key_revoke(s.conn, s.arena, &who, pos[1], pos[2], &err);
-		else
-			st = tenant_ops_key_rotate(s.conn, s.arena, &who, pos[1], pos[2], hours,
-			                           &json, &err);
-		code = report(st, json, &err);
-	}
-	session_close(&s);
-	return code;
+	cli_op op = {.kind = list     ? OP_KEYS
+	                     : create ? OP_KEY_CREATE
+	                     : revoke ? OP_KEY_REVOKE
+	                              : OP_KEY_ROTATE,
+	             .tenant = pos[1],
+	             .other = want == 3 ? pos[2] : NULL,
+	             .name = name,
+	             .expires = expires,
+	             .number = hours};
+	return run_op(cfg, &op);
 }
 
 static int tenant_migrate_cmd(const tk_config *cfg, int n, char **args)
@@ -382,18 +427,13 @@ static int tenant_migrate_cmd(const tk_config *cfg, int n, char **args)
 		        "tekup tenant migrate: nothing to copy (--no-leads without --users)\n");
 		return TK_EXIT_USAGE;
 	}
-	cli_session s;
-	int code = TK_EXIT_FAILURE;
-	if (session_open(cfg, &s) == TK_OK) {
-		tk_error err = {0};
-		const char *json = NULL;
-		ops_actor who = {NULL, cli_actor()};
-		tk_status st = tenant_ops_migrate(s.conn, s.arena, &who, pos[0], pos[1], !no_leads,
-		                                  users, archive, &json, &err);
-		code = report(st, json, &err);
-	}
-	session_close(&s);
-	return code;
+	cli_op op = {.kind = OP_MIGRATE,
+	             .tenant = pos[0],
+	             .other = pos[1],
+	             .leads = !no_leads,
+	             .users = users,
+	             .archive = archive};
+	return run_op(cfg, &op);
 }
 
 static int tenant_batch_cmd(const tk_config *cfg, const char *sub, int n, char **args)
@@ -410,19 +450,9 @@ static int tenant_batch_cmd(const tk_config *cfg, const char *sub, int n, char *
 		fprintf(stderr, "tekup tenant cleanup: --older-than-days must be 0 to 36500\n");
 		return TK_EXIT_USAGE;
 	}
-	cli_session s;
-	int code = TK_EXIT_FAILURE;
-	if (session_open(cfg, &s) == TK_OK) {
-		tk_error err = {0};
-		const char *json = NULL;
-		ops_actor who = {NULL, cli_actor()};
-		tk_status st =
-		    cleanup ? tenant_ops_cleanup(s.conn, s.arena, &who, older, dry_run, &json, &err)
-		            : tenant_ops_retention(s.conn, s.arena, &who, dry_run, &json, &err);
-		code = report(st, json, &err);
-	}
-	session_close(&s);
-	return code;
+	cli_op op = {
+	    .kind = cleanup ? OP_CLEANUP : OP_RETENTION, .number = older, .dry_run = dry_run};
+	return run_op(cfg, &op);
 }
 
 int cmd_tenant(int argc, char **argv)
