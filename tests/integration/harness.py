@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 import traceback
+import uuid
 
 TESTS = []
 
@@ -296,6 +297,59 @@ def raw_http(port, data, timeout=10):
         k, _, v = line.partition(b":")
         headers.append((k.decode().strip(), v.decode("latin-1").strip()))
     return Response(status, headers, body.decode("utf-8", "replace"))
+
+
+ADMIN_PASSWORD = "correct horse 9"
+
+
+class Org:
+    """A tenant with its key and its admin user (from `tekup tenant create`)."""
+
+    def __init__(self, fields, admin_email, name):
+        self.id = fields["tenant_id"]
+        self.key = fields["api_key"]
+        self.slug = fields["slug"]
+        self.admin_id = fields["admin_user_id"]
+        self.admin_email = admin_email
+        self.name = name
+
+
+def new_org(ctx, label, admin_email=None):
+    """A professional tenant with an admin user whose password is ADMIN_PASSWORD."""
+    tag = uuid.uuid4().hex[:10]
+    email = admin_email or "boss-%s@example.com" % tag
+    name = "%s %s" % (label, tag)
+    p = ctx.tekup("tenant", "create", "--name", name, "--plan", "professional",
+                  "--admin-email", email, "--admin-name", "Boss", "--data-dir", ctx.data_dir,
+                  env={"TEKUP_ADMIN_PASSWORD": ADMIN_PASSWORD}, check=True)
+    fields = dict(line.split(": ", 1) for line in p.stdout.splitlines() if ": " in line)
+    assert fields.get("admin_user_id"), p.stdout
+    return Org(fields, email, name)
+
+
+def call(ctx, method, path, key=None, token=None, body=None, headers=None):
+    """ctx.http with an optional session token."""
+    h = dict(headers or {})
+    if token:
+        h["Authorization"] = "Bearer " + token
+    return ctx.http(method, path, key=key, body=body, headers=h)
+
+
+def login(ctx, key, email, password=ADMIN_PASSWORD):
+    r = ctx.http("POST", "/v1/auth/login", key=key, body={"email": email, "password": password})
+    assert r.status == 201, r
+    return r.json["token"]
+
+
+def owner(ctx, sql, params=()):
+    """Runs sql as the schema owner (RLS bypassed): rows, or the row count."""
+    c = ctx.owner_db()
+    try:
+        cur = c.cursor()
+        cur.execute(sql, params)
+        return cur.fetchall() if cur.description else cur.rowcount
+    finally:
+        c.close()
 
 
 def assert_error(resp, status, code, field=None):

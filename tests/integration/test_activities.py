@@ -23,7 +23,7 @@ import datetime
 import time
 import uuid
 
-from harness import assert_error, test
+from harness import call, login, new_org, owner, assert_error, test
 
 PASSWORD = "correct horse 9"
 ACTIVITY_KEYS = {"id", "tenantId", "leadId", "userId", "type", "body", "occurredAt",
@@ -32,49 +32,6 @@ ACTIVITY_KEYS = {"id", "tenantId", "leadId", "userId", "type", "body", "occurred
 
 # --------------------------------------------------------------------------
 # helpers
-
-
-class Org:
-    def __init__(self, fields, admin_email):
-        self.id = fields["tenant_id"]
-        self.key = fields["api_key"]
-        self.slug = fields["slug"]
-        self.admin_id = fields["admin_user_id"]
-        self.admin_email = admin_email
-
-
-def new_org(ctx, label):
-    tag = uuid.uuid4().hex[:10]
-    email = "boss-%s@example.com" % tag
-    p = ctx.tekup("tenant", "create", "--name", "%s %s" % (label, tag), "--plan", "professional",
-                  "--admin-email", email, "--admin-name", "Boss", "--data-dir", ctx.data_dir,
-                  env={"TEKUP_ADMIN_PASSWORD": PASSWORD}, check=True)
-    fields = dict(line.split(": ", 1) for line in p.stdout.splitlines() if ": " in line)
-    assert fields.get("admin_user_id"), p.stdout
-    return Org(fields, email)
-
-
-def call(ctx, method, path, key=None, token=None, body=None, headers=None):
-    h = dict(headers or {})
-    if token:
-        h["Authorization"] = "Bearer " + token
-    return ctx.http(method, path, key=key, body=body, headers=h)
-
-
-def login(ctx, key, email, password=PASSWORD):
-    r = ctx.http("POST", "/v1/auth/login", key=key, body={"email": email, "password": password})
-    assert r.status == 201, r
-    return r.json["token"]
-
-
-def owner(ctx, sql, params=()):
-    c = ctx.owner_db()
-    try:
-        cur = c.cursor()
-        cur.execute(sql, params)
-        return cur.fetchall() if cur.description else cur.rowcount
-    finally:
-        c.close()
 
 
 def parse_ts(s):

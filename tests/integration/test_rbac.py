@@ -31,48 +31,13 @@ import uuid
 
 import psycopg2
 
-from harness import assert_error, test
+from harness import call, login, new_org, assert_error, test
 
 PASSWORD = "correct horse 9"
 
 
 # --------------------------------------------------------------------------
 # helpers
-
-
-class Org:
-    """A tenant with its key and its admin user (from `tekup tenant create`)."""
-
-    def __init__(self, fields, admin_email):
-        self.id = fields["tenant_id"]
-        self.key = fields["api_key"]
-        self.slug = fields["slug"]
-        self.admin_id = fields["admin_user_id"]
-        self.admin_email = admin_email
-
-
-def new_org(ctx, label):
-    tag = uuid.uuid4().hex[:10]
-    email = "boss-%s@example.com" % tag
-    p = ctx.tekup("tenant", "create", "--name", "%s %s" % (label, tag), "--plan", "professional",
-                  "--admin-email", email, "--admin-name", "Boss", "--data-dir", ctx.data_dir,
-                  env={"TEKUP_ADMIN_PASSWORD": PASSWORD}, check=True)
-    fields = dict(line.split(": ", 1) for line in p.stdout.splitlines() if ": " in line)
-    assert fields.get("admin_user_id"), p.stdout
-    return Org(fields, email)
-
-
-def call(ctx, method, path, key=None, token=None, body=None, headers=None):
-    h = dict(headers or {})
-    if token:
-        h["Authorization"] = "Bearer " + token
-    return ctx.http(method, path, key=key, body=body, headers=h)
-
-
-def login(ctx, key, email, password=PASSWORD):
-    r = ctx.http("POST", "/v1/auth/login", key=key, body={"email": email, "password": password})
-    assert r.status == 201, r
-    return r.json["token"]
 
 
 def create_user(ctx, key, token, email, name, role="user"):

@@ -35,7 +35,7 @@ import statistics
 import time
 import uuid
 
-from harness import Response, assert_error, test
+from harness import new_org, owner, Response, assert_error, test
 
 PASSWORD = "correct horse 9"
 TOKEN_RE = re.compile(r"^ts_[0-9a-f]{64}$")
@@ -45,28 +45,6 @@ FAILURES_BEFORE_LOCK = 5
 
 # --------------------------------------------------------------------------
 # helpers
-
-
-class Org:
-    def __init__(self, fields, admin_email, name):
-        self.id = fields["tenant_id"]
-        self.key = fields["api_key"]
-        self.slug = fields["slug"]
-        self.admin_id = fields["admin_user_id"]
-        self.admin_email = admin_email
-        self.name = name
-
-
-def new_org(ctx, label, admin_email=None):
-    tag = uuid.uuid4().hex[:10]
-    email = admin_email or "boss-%s@example.com" % tag
-    name = "%s %s" % (label, tag)
-    p = ctx.tekup("tenant", "create", "--name", name, "--plan", "professional",
-                  "--admin-email", email, "--admin-name", "Boss", "--data-dir", ctx.data_dir,
-                  env={"TEKUP_ADMIN_PASSWORD": PASSWORD}, check=True)
-    fields = dict(line.split(": ", 1) for line in p.stdout.splitlines() if ": " in line)
-    assert fields.get("admin_user_id"), p.stdout
-    return Org(fields, email, name)
 
 
 def call(ctx, method, path, key=None, token=None, body=None, headers=None, source=None):
@@ -107,16 +85,6 @@ def create_user(ctx, key, email, name="Someone", role="user", password=PASSWORD)
              {"email": email, "name": name, "password": password, "role": role})
     assert r.status == 201, r
     return r.json["id"]
-
-
-def owner(ctx, sql, params=()):
-    c = ctx.owner_db()
-    try:
-        cur = c.cursor()
-        cur.execute(sql, params)
-        return cur.fetchall() if cur.description else cur.rowcount
-    finally:
-        c.close()
 
 
 def token_hash(token):

@@ -28,7 +28,7 @@ import concurrent.futures
 import threading
 import uuid
 
-from harness import assert_error, test
+from harness import login, new_org, owner, assert_error, test
 
 PASSWORD = "correct horse 9"
 USER_KEYS = {"id", "tenantId", "email", "name", "role", "isActive", "createdAt", "updatedAt",
@@ -42,37 +42,11 @@ MAX_USERS = 8
 # helpers
 
 
-class Org:
-    def __init__(self, fields, admin_email):
-        self.id = fields["tenant_id"]
-        self.key = fields["api_key"]
-        self.slug = fields["slug"]
-        self.admin_id = fields["admin_user_id"]
-        self.admin_email = admin_email
-
-
-def new_org(ctx, label):
-    tag = uuid.uuid4().hex[:10]
-    email = "boss-%s@example.com" % tag
-    p = ctx.tekup("tenant", "create", "--name", "%s %s" % (label, tag), "--plan", "professional",
-                  "--admin-email", email, "--admin-name", "Boss", "--data-dir", ctx.data_dir,
-                  env={"TEKUP_ADMIN_PASSWORD": PASSWORD}, check=True)
-    fields = dict(line.split(": ", 1) for line in p.stdout.splitlines() if ": " in line)
-    assert fields.get("admin_user_id"), p.stdout
-    return Org(fields, email)
-
-
 def call(ctx, method, path, key=None, token=None, body=None, headers=None, timeout=30):
     h = dict(headers or {})
     if token:
         h["Authorization"] = "Bearer " + token
     return ctx.http(method, path, key=key, body=body, headers=h, timeout=timeout)
-
-
-def login(ctx, key, email, password=PASSWORD):
-    r = ctx.http("POST", "/v1/auth/login", key=key, body={"email": email, "password": password})
-    assert r.status == 201, r
-    return r.json["token"]
 
 
 def email(prefix="user"):
@@ -85,16 +59,6 @@ def create_user(ctx, key, token=None, addr=None, role="user", name="Someone"):
              {"email": addr, "name": name, "password": PASSWORD, "role": role})
     assert r.status == 201, r
     return r.json["id"], addr
-
-
-def owner(ctx, sql, params=()):
-    c = ctx.owner_db()
-    try:
-        cur = c.cursor()
-        cur.execute(sql, params)
-        return cur.fetchall() if cur.description else cur.rowcount
-    finally:
-        c.close()
 
 
 def snapshot(ctx, tenant_id):
