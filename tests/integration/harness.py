@@ -351,6 +351,43 @@ def owner(ctx, sql, params=()):
     finally:
         c.close()
 
+def rand():
+    """A short random tag for unique names."""
+    return uuid.uuid4().hex[:10]
+
+
+def sql(ctx, query, params=()):
+    c = ctx.owner_db()
+    try:
+        cur = c.cursor()
+        cur.execute(query, params)
+        return cur.fetchall() if cur.description else None
+    finally:
+        c.close()
+
+
+def sql1(ctx, query, params=()):
+    rows = sql(ctx, query, params)
+    assert len(rows) == 1, rows
+    return rows[0][0]
+
+
+def make_user(ctx, t, role="user"):
+    """A user of tenant t (made by the owner): assignedTo must name a user of
+    the lead's own tenant (foreign key (tenant_id, assigned_to) -> users)."""
+    c = ctx.owner_db()
+    try:
+        cur = c.cursor()
+        cur.execute("INSERT INTO users (tenant_id, email, name) VALUES (%s, %s, 'Assignee')"
+                    " RETURNING id::text", (t.id, "u-%s@example.com" % uuid.uuid4().hex[:12]))
+        uid = cur.fetchone()[0]
+        cur.execute("INSERT INTO tenant_users (tenant_id, user_id, role) VALUES (%s, %s, %s)",
+                    (t.id, uid, role))
+        return uid
+    finally:
+        c.close()
+
+
 
 def assert_error(resp, status, code, field=None):
     assert resp.status == status, "expected %d %s, got %r" % (status, code, resp)

@@ -29,7 +29,7 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from harness import assert_error, test
+from harness import rand, sql, sql1, assert_error, test
 
 KEY_RE = re.compile(r"^tk_[0-9a-f]{64}$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -70,26 +70,6 @@ PROVISION_TABLES = ("tenants", "users", "tenant_users", "api_keys", "tenant_sett
 
 # --------------------------------------------------------------------------
 # helpers
-
-
-def rand():
-    return uuid.uuid4().hex[:10]
-
-
-def sql(ctx, query, params=()):
-    c = ctx.owner_db()
-    try:
-        cur = c.cursor()
-        cur.execute(query, params)
-        return cur.fetchall() if cur.description else None
-    finally:
-        c.close()
-
-
-def sql1(ctx, query, params=()):
-    rows = sql(ctx, query, params)
-    assert len(rows) == 1, rows
-    return rows[0][0]
 
 
 def make_token(ctx, name):

@@ -26,7 +26,7 @@ import time
 import uuid
 from datetime import timedelta
 
-from harness import assert_error, test
+from harness import rand, sql, sql1, assert_error, test
 
 PASSWORD = "correct-horse-42"
 ACTOR = "cli:" + pwd.getpwuid(os.getuid()).pw_name
@@ -49,26 +49,6 @@ BASIC_LIMITS = {"maxUsers": 5, "maxLeads": 1000, "maxStorageMb": 100, "apiRateLi
 
 # --------------------------------------------------------------------------
 # helpers
-
-
-def rand():
-    return uuid.uuid4().hex[:10]
-
-
-def sql(ctx, query, params=()):
-    c = ctx.owner_db()
-    try:
-        cur = c.cursor()
-        cur.execute(query, params)
-        return cur.fetchall() if cur.description else None
-    finally:
-        c.close()
-
-
-def sql1(ctx, query, params=()):
-    rows = sql(ctx, query, params)
-    assert len(rows) == 1, rows
-    return rows[0][0]
 
 
 def clean(p):

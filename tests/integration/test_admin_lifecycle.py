@@ -37,7 +37,7 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from harness import assert_error, test
+from harness import rand, sql, sql1, assert_error, test
 
 PASSWORD = "correct-horse-42"
 KEY_RE = re.compile(r"^tk_[0-9a-f]{64}$")
@@ -47,26 +47,6 @@ KEY_FIELDS = {"id", "prefix", "name", "createdAt", "lastUsedAt", "expiresAt", "r
 
 # --------------------------------------------------------------------------
 # helpers
-
-
-def rand():
-    return uuid.uuid4().hex[:10]
-
-
-def sql(ctx, query, params=()):
-    c = ctx.owner_db()
-    try:
-        cur = c.cursor()
-        cur.execute(query, params)
-        return cur.fetchall() if cur.description else None
-    finally:
-        c.close()
-
-
-def sql1(ctx, query, params=()):
-    rows = sql(ctx, query, params)
-    assert len(rows) == 1, rows
-    return rows[0][0]
 
 
 def make_token(ctx, name):

@@ -19,7 +19,7 @@ import time
 import urllib.parse
 import uuid
 
-from harness import assert_error, test
+from harness import make_user, assert_error, test
 
 LEAD_KEYS = {"id", "tenantId", "name", "email", "phone", "company", "status", "source",
              "createdAt", "updatedAt", "createdBy", "assignedTo", "customFields", "version",
@@ -56,22 +56,6 @@ def create(ctx, t, **fields):
     r = ctx.http("POST", "/v1/leads", key=t.key, body=body)
     assert r.status == 201, r
     return r.json
-
-
-def make_user(ctx, t, role="user"):
-    """A user of tenant t (made by the owner): assignedTo must name a user of
-    the lead's own tenant (foreign key (tenant_id, assigned_to) -> users)."""
-    c = ctx.owner_db()
-    try:
-        cur = c.cursor()
-        cur.execute("INSERT INTO users (tenant_id, email, name) VALUES (%s, %s, 'Assignee')"
-                    " RETURNING id::text", (t.id, "u-%s@example.com" % uuid.uuid4().hex[:12]))
-        uid = cur.fetchone()[0]
-        cur.execute("INSERT INTO tenant_users (tenant_id, user_id, role) VALUES (%s, %s, %s)",
-                    (t.id, uid, role))
-        return uid
-    finally:
-        c.close()
 
 
 def all_rows(ctx, t, params=None):
