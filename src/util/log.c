@@ -21,13 +21,19 @@ void tk_log_set_level(tk_log_level level)
 
 static void log_timestamp(tk_buf *b)
 {
+	/* One access-log line per request: the date part changes once a second,
+	 * so each thread formats it once a second rather than per line. */
+	static __thread time_t cached_second = -1;
+	static __thread char cached[32];
 	struct timeval tv;
-	struct tm tm;
-	char when[32];
 	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-	tk_buf_printf(b, "{\"time\":\"%s.%03ldZ\"", when, (long)(tv.tv_usec / 1000));
+	if (tv.tv_sec != cached_second) {
+		struct tm tm;
+		gmtime_r(&tv.tv_sec, &tm);
+		strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+		cached_second = tv.tv_sec;
+	}
+	tk_buf_printf(b, "{\"time\":\"%s.%03ldZ\"", cached, (long)(tv.tv_usec / 1000));
 }
 
 static void log_write(tk_buf *b)
