@@ -206,18 +206,22 @@ tk_status db_pool_acquire(db_pool *p, db_conn **out, tk_error *err)
 	}
 	int slot = p->free_slots[--p->nfree];
 	db_conn *c = p->slots[slot];
+	struct timespec not_before = p->connect_not_before;
+	pthread_mutex_unlock(&p->lock);
+
+	/* The slot is ours now: check and replace its connection outside the
+	 * lock, so a syscall never stalls other threads' acquire/release. */
 	if (c != NULL && !conn_still_alive(c)) {
 		log_warn("replacing a database connection the server closed");
 		conn_close(c);
-		c = p->slots[slot] = NULL;
+		c = NULL;
 	}
 	bool may_connect = true;
 	if (c == NULL) {
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		may_connect = !timespec_before(&now, &p->connect_not_before);
+		may_connect = !timespec_before(&now, &not_before);
 	}
-	pthread_mutex_unlock(&p->lock);
 
 	if (c != NULL) {
 		*out = c;
@@ -248,6 +252,7 @@ tk_status db_pool_acquire(db_pool *p, db_conn **out, tk_error *err)
 			clock_gettime(CLOCK_MONOTONIC, &p->connect_not_before);
 			timespec_add_ms(&p->connect_not_before, backoff);
 		}
+		p->slots[slot] = NULL; /* a dead connection was closed above */
 		p->free_slots[p->nfree++] = slot;
 		pthread_cond_signal(&p->available);
 	}

@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <sodium.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,26 @@ static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const c
 	return MHD_YES;
 }
 
+/*
+ * A request id only has to be unique, not secret: a per-thread random prefix
+ * (drawn once) and a per-thread counter, instead of a getrandom() syscall per
+ * request.
+ */
+static void new_request_id(char *out, size_t size)
+{
+	static __thread unsigned char raw[16];
+	static __thread bool seeded;
+	static __thread uint64_t counter;
+	if (!seeded) {
+		randombytes_buf(raw, 8);
+		seeded = true;
+	}
+	counter++;
+	for (int i = 0; i < 8; i++)
+		raw[8 + i] = (unsigned char)(counter >> (56 - 8 * i));
+	sodium_bin2hex(out, size, raw, sizeof raw);
+}
+
 static tk_request *request_new(struct MHD_Connection *connection, const char *url,
                                const char *method)
 {
@@ -136,9 +157,7 @@ static tk_request *request_new(struct MHD_Connection *connection, const char *ur
 	if (rid && request_id_acceptable(rid)) {
 		snprintf(req->request_id, sizeof req->request_id, "%s", rid);
 	} else {
-		unsigned char raw[16];
-		randombytes_buf(raw, sizeof raw);
-		sodium_bin2hex(req->request_id, sizeof req->request_id, raw, sizeof raw);
+		new_request_id(req->request_id, sizeof req->request_id);
 	}
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
