@@ -3,4 +3,4 @@
 local bench = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "common.lua")
 bench.run(function(d)
     return d.keys[bench.small_tenant(d)], "POST", "/v1/leads", d.w3_body
-end)
+end, { count_statuses = true })
