@@ -111,9 +111,17 @@ static tk_status conn_open(db_pool *pool, int slot, db_conn **out, tk_error *err
 		         pool->statement_timeout_ms);
 		PGresult *r = PQexec(pg, sql);
 		bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		PQclear(r);
+		/* Every transaction's BEGIN and COMMIT, parsed once per session
+		 * rather than once per request (see tx.c). */
+		for (int i = 0; ok && i < 2; i++) {
+			r = PQprepare(pg, i == 0 ? DB_STMT_BEGIN : DB_STMT_COMMIT,
+			              i == 0 ? "BEGIN" : "COMMIT", 0, NULL);
+			ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+			PQclear(r);
+		}
 		if (!ok)
 			log_error("connection set-up failed: %s", PQerrorMessage(pg));
-		PQclear(r);
 		if (!ok) {
 			PQfinish(pg);
 			err->retry_after = 1;

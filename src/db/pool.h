@@ -43,6 +43,11 @@ void db_pool_release(db_pool *pool, db_conn *conn);
 /* Closes every connection; no acquire may be in progress. */
 void db_pool_destroy(db_pool *pool);
 
+/* Names of BEGIN and COMMIT, prepared on every connection of a pool that
+ * uses named statements (not behind PgBouncer). */
+#define DB_STMT_BEGIN  "tk_begin"
+#define DB_STMT_COMMIT "tk_commit"
+
 /* For tx.c: the underlying connection and its prepared-statement cache. */
 PGconn *db_conn_pg(db_conn *conn);
 bool db_conn_unnamed_statements(const db_conn *conn);

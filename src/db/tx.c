@@ -77,10 +77,19 @@ static unsigned long sql_hash(const char *s)
 	return h;
 }
 
-/* Sends a statement with no parameters (BEGIN, SET LOCAL, COMMIT). */
+/* Sends a statement with no parameters (SET LOCAL ...). */
 static bool send_plain(PGconn *pg, const char *sql)
 {
 	return PQsendQueryParams(pg, sql, 0, NULL, NULL, NULL, NULL, 0) == 1;
+}
+
+/* BEGIN or COMMIT: prepared once per connection (pool.c), unnamed behind
+ * PgBouncer. */
+static bool send_control(db_tx *tx, PGconn *pg, const char *name, const char *sql)
+{
+	if (db_conn_unnamed_statements(tx->conn))
+		return send_plain(pg, sql);
+	return PQsendQueryPrepared(pg, name, 0, NULL, NULL, NULL, 0) == 1;
 }
 
 static bool send_stmt(db_tx *tx, tx_stmt *s)
@@ -178,7 +187,7 @@ tk_status db_tx_run(db_tx *tx, tk_error *err)
 	}
 	tx->deadline_ms =
 	    monotonic_ms() + db_conn_statement_timeout_ms(tx->conn) + TX_REPLY_GRACE_MS;
-	bool sent = send_plain(pg, "BEGIN");
+	bool sent = send_control(tx, pg, DB_STMT_BEGIN, "BEGIN");
 	naux++;
 	if (sent && pgbouncer) {
 		/* Session state cannot be trusted behind transaction pooling. */
@@ -204,7 +213,7 @@ tk_status db_tx_run(db_tx *tx, tk_error *err)
 	}
 	for (int i = 0; sent && i < tx->nstmts; i++)
 		sent = send_stmt(tx, &tx->stmts[i]);
-	sent = sent && send_plain(pg, "COMMIT") && PQpipelineSync(pg) == 1;
+	sent = sent && send_control(tx, pg, DB_STMT_COMMIT, "COMMIT") && PQpipelineSync(pg) == 1;
 	if (!sent) {
 		log_error("sending a transaction failed: %s", PQerrorMessage(pg));
 		set_unavailable(tx, err);

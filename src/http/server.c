@@ -128,20 +128,22 @@ static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const c
 /*
  * A request id only has to be unique, not secret: a per-thread random prefix
  * (drawn once) and a per-thread counter, instead of a getrandom() syscall per
- * request.
+ * request.  The counter goes through a bijection of 64-bit integers (an odd
+ * multiplier and a random offset) so ids do not reveal request volume.
  */
 static void new_request_id(char *out, size_t size)
 {
 	static __thread unsigned char raw[16];
 	static __thread bool seeded;
-	static __thread uint64_t counter;
+	static __thread uint64_t counter, offset;
 	if (!seeded) {
 		randombytes_buf(raw, 8);
+		randombytes_buf(&offset, sizeof offset);
 		seeded = true;
 	}
-	counter++;
+	uint64_t n = ++counter * 0x9E3779B97F4A7C15ULL + offset;
 	for (int i = 0; i < 8; i++)
-		raw[8 + i] = (unsigned char)(counter >> (56 - 8 * i));
+		raw[8 + i] = (unsigned char)(n >> (56 - 8 * i));
 	sodium_bin2hex(out, size, raw, sizeof raw);
 }
 

@@ -33,7 +33,24 @@ static void log_timestamp(tk_buf *b)
 		strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
 		cached_second = tv.tv_sec;
 	}
-	tk_buf_printf(b, "{\"time\":\"%s.%03ldZ\"", cached, (long)(tv.tv_usec / 1000));
+	long ms = (long)(tv.tv_usec / 1000);
+	char frac[6] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10),
+	                (char)('0' + ms % 10), 'Z', '"'};
+	tk_buf_puts(b, "{\"time\":\"");
+	tk_buf_puts(b, cached);
+	tk_buf_append(b, frac, sizeof frac);
+}
+
+/* Appends n in decimal (the access log's hot path avoids printf). */
+static void put_uint(tk_buf *b, unsigned long long n)
+{
+	char digits[24];
+	int i = (int)sizeof digits;
+	do {
+		digits[--i] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n > 0);
+	tk_buf_append(b, digits + i, sizeof digits - (size_t)i);
 }
 
 static void log_write(tk_buf *b)
@@ -64,7 +81,9 @@ void tk_log(tk_log_level level, const char *fmt, ...)
 
 static void log_field(tk_buf *b, const char *name, const char *value)
 {
-	tk_buf_printf(b, ",\"%s\":", name);
+	tk_buf_puts(b, ",\"");
+	tk_buf_puts(b, name);
+	tk_buf_puts(b, "\":");
 	if (value == NULL) {
 		tk_buf_puts(b, "null");
 		return;
@@ -84,7 +103,16 @@ void tk_log_request(const tk_request_log *e)
 	log_field(&b, "tenantId", e->tenant_id);
 	log_field(&b, "method", e->method);
 	log_field(&b, "path", e->path);
-	tk_buf_printf(&b, ",\"status\":%d,\"durationMs\":%.3f", e->status, e->duration_ms);
+	tk_buf_puts(&b, ",\"status\":");
+	put_uint(&b, e->status > 0 ? (unsigned long long)e->status : 0);
+	/* durationMs with 3 decimals (microseconds), as printf's %.3f would. */
+	unsigned long long us =
+	    e->duration_ms > 0 ? (unsigned long long)(e->duration_ms * 1000.0 + 0.5) : 0;
+	char frac[4] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
+	                (char)('0' + us % 10)};
+	tk_buf_puts(&b, ",\"durationMs\":");
+	put_uint(&b, us / 1000);
+	tk_buf_append(&b, frac, sizeof frac);
 	if (e->error_code)
 		log_field(&b, "error", e->error_code);
 	log_write(&b);
