@@ -34,8 +34,9 @@ static void log_timestamp(tk_buf *b)
 		cached_second = tv.tv_sec;
 	}
 	long ms = (long)(tv.tv_usec / 1000);
-	char frac[6] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10),
-	                (char)('0' + ms % 10), 'Z', '"'};
+	char frac[6] = {
+	    '.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z',
+	    '"'};
 	tk_buf_puts(b, "{\"time\":\"");
 	tk_buf_puts(b, cached);
 	tk_buf_append(b, frac, sizeof frac);
