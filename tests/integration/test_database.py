@@ -346,8 +346,8 @@ def rls_enabled_and_forced_on_every_tenant_table(ctx):
 ROLE_EXPR = "lead_access(created_by, assigned_to)"
 # 0010: the read rule runs its row-independent parts once per query.
 ROLE_READ_EXPR = ("(( SELECT lead_access_all() AS lead_access_all)"
-                  " OR (assigned_to = ( SELECT current_app_user_id() AS current_app_user_id))"
-                  " OR (created_by = ( SELECT current_app_user_id() AS current_app_user_id)))")
+                  " OR (assigned_to = current_app_user_id())"
+                  " OR (created_by = current_app_user_id()))")
 VIA_LEAD_EXPR = "activity_lead_visible(tenant_id, lead_id)"
 # (name, permissive, cmd, qual, with_check) of every policy, per table.
 EXPECTED_POLICIES = {
@@ -436,15 +436,12 @@ def every_policy_goes_through_current_tenant_id(ctx):
     assert tenant_bound(by_table["tenants"], "SELECT", "(id = current_tenant_id())")
     # No policy is a bare "true".  Subqueries: none on writes (Citus rejects
     # them in an INSERT); on reads only leads_role_select's, and those read
-    # no table - each is "( SELECT f() AS f)" of one of the two setting
-    # functions, which PostgreSQL runs once per query (0010).
+    # no table - "( SELECT lead_access_all() AS lead_access_all)", which
+    # PostgreSQL runs once per query (0010).
     for table, name, permissive, roles, cmd, qual, check in rows:
         assert "SELECT" not in (check or "").upper(), (name, check)
         assert "true" not in (qual or "").lower() + (check or "").lower(), (name, qual, check)
-        rest = (qual or "")
-        for allowed in ("( SELECT lead_access_all() AS lead_access_all)",
-                        "( SELECT current_app_user_id() AS current_app_user_id)"):
-            rest = rest.replace(allowed, "")
+        rest = (qual or "").replace("( SELECT lead_access_all() AS lead_access_all)", "")
         assert "SELECT" not in rest.upper(), (name, qual)
         assert rest == (qual or "") or (table, name) == ("leads", "leads_role_select"), name
     # The role functions the policies call are plain (not SECURITY DEFINER),
