@@ -1151,8 +1151,11 @@ def main():
     ap.add_argument("--binary", default=os.path.join(ROOT, "build/release/tekup"))
     ap.add_argument("--dir", default="/tmp/tekup-bench",
                     help="work directory; the cluster lives in DIR/pg (wiped at start)")
-    ap.add_argument("--threads", type=int, default=16, help="tekup serve --threads")
-    ap.add_argument("--pool-size", type=int, default=16, help="tekup serve --pool-size")
+    cores = os.cpu_count() or 2
+    ap.add_argument("--threads", type=int, default=2 * cores,
+                    help="tekup serve --threads (default 2 x cores; see README)")
+    ap.add_argument("--pool-size", type=int, default=2 * cores,
+                    help="tekup serve --pool-size (default 2 x cores; see README)")
     ap.add_argument("--conns", default="16,64", help="connection / client counts")
     ap.add_argument("--warmup", type=int, default=5, help="seconds of warm-up per run")
     ap.add_argument("--duration", type=int, default=15, help="measured seconds per run")
