@@ -879,7 +879,70 @@ def ratio(a, b, fmt="%.2f"):
     return fmt % (a / b)
 
 
-def report(args, fx, results, rss, rls, checks, targets, started, wall):
+def profile_section(L, profile):
+    L.append("### Profile of the server")
+    L.append("")
+    if not profile or profile.get("error"):
+        L.append("Not profiled: %s." % ((profile or {}).get("error") or "no W1 run"))
+        L.append("")
+        return
+    L.append("`perf record -F 999 -g` on the tekup process during an extra %d s W1 run at %d "
+             "connections (after the measured runs; %d requests): where tekup's own CPU goes. "
+             "*kernel* is the socket work of the HTTP and PostgreSQL connections and waking "
+             "the peers (wrk, the backends), which no user-space change removes short of fewer "
+             "round trips." % (profile["seconds"], profile["conns"], profile["requests"]))
+    L.append("")
+    L.append("| where | share of tekup's samples |")
+    L.append("|---|--:|")
+    for name, pct in profile["dso"][:8]:
+        L.append("| %s | %.1f%% |" % (name, pct))
+    L.append("")
+    L.append("Top user-space symbols:")
+    L.append("")
+    L.append("| symbol | library | share |")
+    L.append("|---|---|--:|")
+    for sym, dso, pct in profile["symbols"][:15]:
+        L.append("| `%s` | %s | %.1f%% |" % (sym, dso, pct))
+    L.append("")
+
+
+def perf_profile(port, conns, seconds, grace, data_path, pid, work):
+    """An extra W1 run with perf sampling the server; {"error": why} when perf
+    is missing or not permitted."""
+    perf = shutil.which("perf")
+    if perf is None:
+        return {"error": "perf is not installed (Debian package linux-perf)"}
+    out = os.path.join(work, "perf.data")
+    rec = subprocess.Popen([perf, "record", "-q", "-F", "999", "-g", "-p", str(pid), "-o", out,
+                            "--", "sleep", str(max(1, seconds - 1))],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        r = run_wrk(port, "W1", conns, seconds, grace, data_path, CpuMeter(None, None))
+    finally:
+        _, err = rec.communicate(timeout=seconds + 30)
+    if rec.returncode != 0 or not os.path.exists(out):
+        return {"error": "perf record failed: %s" % err.decode(errors="replace").strip()[:200]}
+
+    def table(sort_key):
+        rr = run([perf, "report", "-i", out, "--stdio", "--no-children", "-g", "none",
+                  "--sort", sort_key], check=False)
+        rows = []
+        for line in rr.stdout.splitlines():
+            m = re.match(r"^\s+([\d.]+)%\s+(.*\S)\s*$", line)
+            if m:
+                rows.append((float(m.group(1)), m.group(2)))
+        return rows
+    dso = [(name.strip("[]"), pct) for pct, name in table("dso")]
+    symbols = []
+    for pct, rest in table("dso,sym"):
+        m = re.match(r"^(\S+)\s+\[([.k])\]\s+(.*)$", rest)
+        if m and m.group(2) == ".":
+            symbols.append((m.group(3), m.group(1), pct))
+    return {"seconds": seconds, "conns": conns, "requests": r["n"], "dso": dso,
+            "symbols": symbols}
+
+
+def report(args, fx, results, rss, rls, checks, targets, started, wall, profile=None):
     L = []
     L.append("# tekup benchmark results")
     L.append("")
@@ -1011,6 +1074,7 @@ def report(args, fx, results, rss, rls, checks, targets, started, wall):
                     "%d of %d" % (cpu["threads_used"], args.threads) if kind == "server"
                     else "—"))
     L.append("")
+    profile_section(L, profile)
     L.append("### Where the remaining time goes")
     L.append("")
     L.append("Both paths share the same %d CPUs with their load generator, so every µs of CPU "
@@ -1019,7 +1083,7 @@ def report(args, fx, results, rss, rls, checks, targets, started, wall):
              "per request): the req/s ratio to expect if the machine is CPU-bound, which it is "
              "when busy is near 100%%. postgres µs/req higher behind the server than under "
              "pgbench means the server makes the database work harder per request (unnamed "
-             "BEGIN/SET LOCAL/COMMIT are parsed each time, key lookups, …); lower tekup and wrk "
+             "SET LOCAL is parsed each time, key lookups, …); lower tekup and wrk "
              "µs/req are the only other way up." % fx["cores"])
     L.append("")
     L.append("| workload | conns | postgres µs/req behind tekup | postgres µs/txn pgbench "
@@ -1171,6 +1235,8 @@ def main():
                          "the cost of RLS (the median of each side is compared)")
     ap.add_argument("--rls-seconds", type=int, default=10,
                     help="measured seconds per RLS run")
+    ap.add_argument("--no-profile", action="store_true",
+                    help="skip the extra W1 run under perf (the profile in RESULTS.md)")
     ap.add_argument("--server-log", default=None,
                     help="file for the server's stderr (access log); default /dev/null")
     ap.add_argument("--results", default=os.path.join(BENCH, "RESULTS.md"))
@@ -1207,6 +1273,7 @@ def main():
     results = {w: {} for w in order}
     rss = []
     rls = {}
+    profile = None
     raw = {"args": vars(args), "runs": []}
     try:
         log("== fresh cluster in %s" % cluster.data_dir)
@@ -1311,6 +1378,12 @@ def main():
                 cluster.delete_created_rows()
             server.check_alive("while pgbench ran %s" % w)
 
+        if "W1" in order and not args.no_profile:
+            log("== profile: W1 at %d conns with perf sampling the server" % args.conns[0])
+            profile = perf_profile(port, args.conns[0], 10, args.grace, data_path,
+                                   server.proc.pid, work)
+            log("   %s" % (profile.get("error") or "%d requests profiled" % profile["requests"]))
+            server.check_alive("during the profiling run")
         if not args.no_pgbench:
             rls_rounds(args, cluster, work, order, scripts, statements, pg_meter, rls, checks,
                        raw)
@@ -1325,7 +1398,7 @@ def main():
         fx["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
         targets = compute_targets(args, results, rss, rls)
         wall = time.monotonic() - started
-        text = report(args, fx, results, rss, rls, checks, targets, started, wall)
+        text = report(args, fx, results, rss, rls, checks, targets, started, wall, profile)
         with open(args.results, "w") as f:
             f.write(text)
         with open(os.path.join(work, "results.json"), "w") as f:
