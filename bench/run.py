@@ -960,11 +960,14 @@ def report(args, fx, results, rss, rls, checks, targets, started, wall, profile=
     L.append("| server | `tekup serve --threads %d --pool-size %d`, access log to %s |"
              % (args.threads, args.pool_size, args.server_log or "/dev/null"))
     L.append("| load | wrk -t2 and pgbench -j2 on the same machine as the server and PostgreSQL |")
-    L.append("| durations | wrk: %d s warm-up run, then %d s measured; pgbench: one run, the "
-             "first %s s discarded, then %d s measured |" % (
-                 args.warmup, args.duration,
-                 " / ".join("%d (%d clients)" % (pgbench_warmup(args, c), c)
-                            for c in args.conns), args.duration))
+    L.append("| durations | per workload and connection count: a %d s wrk warm-up run, then "
+             "%d rounds of (wrk %d s, pgbench pipelined %d s after %s s discarded), then one "
+             "pgbench plain run (%s s discarded, %d s measured) |" % (
+                 args.warmup, args.rounds, args.duration, args.duration,
+                 " / ".join("%d (%d clients)" % (max(2, pgbench_warmup(args, c) // 2), c)
+                            for c in args.conns),
+                 " / ".join("%d" % pgbench_warmup(args, c) for c in args.conns),
+                 args.duration))
     L.append("| pgbench scripts | %s; bind parameters as the server binds them; sessions with "
              "the server's settings (`%s`) |" % (
                  "one per tenant, literal `SET LOCAL app.current_tenant`"
@@ -986,7 +989,10 @@ def report(args, fx, results, rss, rls, checks, targets, started, wall, profile=
     L.append("server = wrk against `tekup serve`; plain / pipelined = pgbench -M prepared running "
              "the endpoint's exact statement in BEGIN; <set tenant>; …; COMMIT (one round trip per "
              "statement, or the whole transaction in one pipeline). Latencies in ms. "
-             "Ratios: server req/s ÷ pipelined tps, and server p99 ÷ pipelined p99.")
+             "server and pipelined are the median runs of %d alternating rounds (the machine's "
+             "speed drifts by tens of percent within minutes; the rounds are listed below); "
+             "non-2xx is summed over the rounds. Ratios: server req/s ÷ pipelined tps, and "
+             "server p99 ÷ pipelined p99." % args.rounds)
     L.append("")
     L.append("| workload | conns | server req/s | p50 | p99 | non-2xx | plain tps | p50 | p99 "
              "| pipelined tps | p50 | p99 | req/s ÷ limit | p99 ÷ p99 |")
@@ -1000,7 +1006,7 @@ def report(args, fx, results, rss, rls, checks, targets, started, wall, profile=
             L.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 w, c,
                 num(s and s["rps"]), ms(s and s["lat_p50_us"]), ms(s and s["lat_p99_us"]),
-                num(s and s["non2xx"], "%d"),
+                num(sum(x["non2xx"] for x in r.get("server_runs", [])) if s else None, "%d"),
                 num(pl and pl["tps"]), ms(pl and pl["p50_us"]), ms(pl and pl["p99_us"]),
                 num(pp and pp["tps"]), ms(pp and pp["p50_us"]), ms(pp and pp["p99_us"]),
                 ratio(s and s["rps"], pp and pp["tps"]),
@@ -1008,6 +1014,20 @@ def report(args, fx, results, rss, rls, checks, targets, started, wall, profile=
     L.append("")
     for w in sorted(WORKLOADS):
         L.append("- **%s** `%s`" % (w, WORKLOADS[w]))
+    L.append("")
+    L.append("Rounds (server req/s / pipelined tps, in the order run):")
+    L.append("")
+    L.append("| workload | conns | rounds |")
+    L.append("|---|--:|---|")
+    for w in sorted(results):
+        for c in args.conns:
+            r = results[w].get(c) or {}
+            pairs = []
+            for i, sv in enumerate(r.get("server_runs", [])):
+                pr = r.get("pipeline_runs", [])
+                pairs.append("%s / %s" % (num(sv["rps"]),
+                                          num(pr[i]["tps"]) if i < len(pr) else "—"))
+            L.append("| %s | %d | %s |" % (w, c, "; ".join(pairs)))
     L.append("")
     L.append("## Server memory")
     L.append("")
@@ -1161,14 +1181,61 @@ def compute_targets(args, results, rss, rls):
     return t
 
 
-# ---------------------------------------------------------------- RLS cost
+# ---------------------------------------------------------------- rounds
 
-def median_run(runs):
-    """The run with the median tps (runs sorted by tps; the lower middle for an
-    even count)."""
-    ordered = sorted(runs, key=lambda r: r["tps"] or 0)
+def median_by(runs, key):
+    """The run with the median value of key (the lower middle for an even
+    count)."""
+    ordered = sorted(runs, key=lambda r: r[key] or 0)
     return ordered[(len(ordered) - 1) // 2]
 
+
+def wrk_run(args, cluster, server, port, w, c, phase, secs, data_path, meter, raw, checks):
+    before = cluster.count_leads() if w == "W3" else None
+    r = run_wrk(port, w, c, secs, args.grace, data_path, meter)
+    server.check_alive("during the %s wrk run (%d conns)" % (w, c))
+    raw["runs"].append({"workload": w, "conns": c, "kind": "wrk " + phase, "result": r})
+    label = "%s wrk %d conns %s" % (w, c, phase)
+    if r["n5xx"] or r["socket_errors"]:
+        checks.append(("%s: no 5xx, no socket errors" % label, False,
+                       "5xx=%d socket errors=%d" % (r["n5xx"], r["socket_errors"])))
+    if w == "W3":
+        after = cluster.count_leads()
+        checks.append(("%s: rows created == 201 responses" % label, after - before == r["n201"],
+                       "%d rows, %d × 201" % (after - before, r["n201"])))
+    return r
+
+
+def pgbench_run(args, cluster, work, scripts, statements, w, mode, c, rnd, pg_meter, raw,
+                checks):
+    """One pgbench run as tekup_app; rnd is the round (None for a single run,
+    which gets the full warm-up: the rounds follow a warmed-up server run)."""
+    user = "tekup_app"
+    before = cluster.count_leads() if w == "W3" else None
+    tag = "%s-%s-c%d%s" % (w.lower(), mode, c, "" if rnd is None else "-r%d" % rnd)
+    warm = pgbench_warmup(args, c) if rnd is None else max(2, pgbench_warmup(args, c) // 2)
+    r = run_pgbench(cluster, work, tag, scripts[(w, mode)], statements[w][3], c, warm,
+                    args.duration, user, pg_meter)
+    raw["runs"].append({"workload": w, "conns": c, "kind": "pgbench %s %s%s" % (
+        mode, user, "" if rnd is None else " round %d" % (rnd + 1)), "result": r})
+    label = "%s pgbench %s %d clients%s" % (w, mode, c,
+                                            "" if rnd is None else " round %d" % (rnd + 1))
+    if r["aborted"] or r["failed"]:
+        checks.append(("%s: no failed transactions" % label, False,
+                       "failed=%s rc=%s %s" % (r["failed"], r["returncode"],
+                                               r.get("output", "")[-300:])))
+    if w == "W3":
+        after = cluster.count_leads()
+        checks.append(("%s: rows created == transactions" % label,
+                       after - before == r["processed"],
+                       "%d rows, %s transactions" % (after - before, r["processed"])))
+    log("   %s pgbench %-8s %3d clients: %8.0f tps  p50 %6s  p99 %6s ms" % (
+        "round %d" % (rnd + 1) if rnd is not None else "       ", mode, c, r["tps"],
+        ms(r["p50_us"]), ms(r["p99_us"])))
+    return r
+
+
+# ---------------------------------------------------------------- RLS cost
 
 def rls_rounds(args, cluster, work, order, scripts, statements, pg_meter, rls, checks, raw):
     """The W1/W2 pipelined scripts as tekup_app (RLS applied) and as
@@ -1202,7 +1269,7 @@ def rls_overhead(sides):
     """(app median run, owner median run, overhead) or None."""
     if not sides["tekup_app"] or not sides["tekup_owner"]:
         return None
-    on, off = median_run(sides["tekup_app"]), median_run(sides["tekup_owner"])
+    on, off = median_by(sides["tekup_app"], "tps"), median_by(sides["tekup_owner"], "tps")
     if not on["tps"] or not off["tps"]:
         return None
     return on, off, off["tps"] / on["tps"] - 1
@@ -1222,7 +1289,10 @@ def main():
                     help="tekup serve --pool-size (default 2 x cores; see README)")
     ap.add_argument("--conns", default="16,64", help="connection / client counts")
     ap.add_argument("--warmup", type=int, default=5, help="seconds of warm-up per run")
-    ap.add_argument("--duration", type=int, default=15, help="measured seconds per run")
+    ap.add_argument("--duration", type=int, default=10, help="measured seconds per run")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternating server / pgbench-pipelined runs per workload and "
+                         "connection count (medians are compared)")
     ap.add_argument("--grace", type=int, default=1,
                     help="seconds wrk keeps running after the send window")
     ap.add_argument("--workloads", default=",".join(sorted(WORKLOADS)))
@@ -1317,66 +1387,41 @@ def main():
             cluster.checkpoint()
             log("== %s  %s" % (w, WORKLOADS[w]))
             for c in args.conns:
-                runs = {}
-                for phase, secs in (("warm-up", args.warmup), ("measured", args.duration)):
-                    before = cluster.count_leads() if w == "W3" else None
-                    r = run_wrk(port, w, c, secs, args.grace, data_path, meter)
-                    server.check_alive("during the %s wrk run (%d conns)" % (w, c))
-                    raw["runs"].append({"workload": w, "conns": c, "kind": "wrk " + phase,
-                                        "result": r})
-                    label = "%s wrk %d conns %s" % (w, c, phase)
-                    if r["n5xx"] or r["socket_errors"]:
-                        checks.append(("%s: no 5xx, no socket errors" % label, False,
-                                       "5xx=%d socket errors=%d" % (r["n5xx"],
-                                                                    r["socket_errors"])))
-                    if w == "W3":
-                        after = cluster.count_leads()
-                        checks.append(("%s: rows created == 201 responses" % label,
-                                       after - before == r["n201"],
-                                       "%d rows, %d × 201" % (after - before, r["n201"])))
-                    runs[phase] = r
-                r = runs["measured"]
-                results[w].setdefault(c, {})["server"] = r
-                log("   server  %3d conns: %8.0f req/s  p50 %6s  p99 %6s ms  non-2xx %d  "
-                    "(tekup %.0f µs/req, busy %.0f%%)" % (
-                        c, r["rps"], ms(r["lat_p50_us"]), ms(r["lat_p99_us"]), r["non2xx"],
-                        r["cpu"]["server_s"] / max(1, r["n"]) * 1e6,
-                        100 * r["cpu"]["busy_s"] / max(1e-9, r["cpu"]["total_s"])))
+                wrk_run(args, cluster, server, port, w, c, "warm-up", args.warmup, data_path,
+                        meter, raw, checks)
+                # The machine's speed drifts by tens of percent within minutes
+                # (a shared VM), so the server and its limit are measured in
+                # alternating rounds and their medians compared.
+                rounds = {"server": [], "pipeline": []}
+                for rnd in range(args.rounds):
+                    r = wrk_run(args, cluster, server, port, w, c, "round %d" % (rnd + 1),
+                                args.duration, data_path, meter, raw, checks)
+                    rounds["server"].append(r)
+                    log("   round %d server   %3d conns  : %8.0f req/s  p50 %6s  p99 %6s ms  "
+                        "non-2xx %d  (tekup %.0f µs/req, busy %.0f%%)" % (
+                            rnd + 1, c, r["rps"], ms(r["lat_p50_us"]), ms(r["lat_p99_us"]),
+                            r["non2xx"], r["cpu"]["server_s"] / max(1, r["n"]) * 1e6,
+                            100 * r["cpu"]["busy_s"] / max(1e-9, r["cpu"]["total_s"])))
+                    if args.no_pgbench:
+                        continue
+                    r = pgbench_run(args, cluster, work, scripts, statements, w, "pipeline", c,
+                                    rnd, pg_meter, raw, checks)
+                    rounds["pipeline"].append(r)
                 if c == max(args.conns):
                     rss.append(("%s, %d conns" % (w, c), server.vm("VmHWM"), server.vm("VmRSS")))
+                res = results[w].setdefault(c, {})
+                res["server_runs"] = rounds["server"]
+                res["server"] = median_by(rounds["server"], "rps")
+                if rounds["pipeline"]:
+                    res["pipeline_runs"] = rounds["pipeline"]
+                    res["pipeline"] = median_by(rounds["pipeline"], "tps")
+                if not args.no_pgbench:
+                    res["plain"] = pgbench_run(args, cluster, work, scripts, statements, w,
+                                               "plain", c, None, pg_meter, raw, checks)
+                server.check_alive("during %s at %d conns" % (w, c))
             if w == "W3":
                 n = cluster.delete_created_rows()
                 log("   deleted the %d leads W3 created" % n)
-            if args.no_pgbench:
-                continue
-            for c in args.conns:
-                for mode in ("plain", "pipeline"):
-                    for user in ["tekup_app"]:
-                        before = cluster.count_leads() if w == "W3" else None
-                        tag = "%s-%s-c%d-%s" % (w.lower(), mode, c, user)
-                        r = run_pgbench(cluster, work, tag, scripts[(w, mode)],
-                                        statements[w][3], c,
-                                        pgbench_warmup(args, c), args.duration, user, pg_meter)
-                        raw["runs"].append({"workload": w, "conns": c,
-                                            "kind": "pgbench %s %s" % (mode, user),
-                                            "result": r})
-                        label = "%s pgbench %s %d clients as %s" % (w, mode, c, user)
-                        if r["aborted"] or r["failed"]:
-                            checks.append(("%s: no failed transactions" % label, False,
-                                           "failed=%s rc=%s %s" % (r["failed"], r["returncode"],
-                                                                   r.get("output", "")[-300:])))
-                        if w == "W3":
-                            after = cluster.count_leads()
-                            checks.append(("%s: rows created == transactions" % label,
-                                           after - before == r["processed"],
-                                           "%d rows, %s transactions" % (after - before,
-                                                                         r["processed"])))
-                        log("   pgbench %-8s %3d clients %-11s: %8.0f tps  p50 %6s  p99 %6s ms"
-                            % (mode, c, user, r["tps"], ms(r["p50_us"]), ms(r["p99_us"])))
-                        results[w][c][mode] = r
-            if w == "W3":
-                cluster.delete_created_rows()
-            server.check_alive("while pgbench ran %s" % w)
 
         if "W1" in order and not args.no_profile:
             log("== profile: W1 at %d conns with perf sampling the server" % args.conns[0])
