@@ -114,9 +114,10 @@ static tk_status conn_open(db_pool *pool, int slot, db_conn **out, tk_error *err
 		PQclear(r);
 		/* Every transaction's BEGIN and COMMIT, parsed once per session
 		 * rather than once per request (see tx.c). */
-		for (int i = 0; ok && i < 2; i++) {
-			r = PQprepare(pg, i == 0 ? DB_STMT_BEGIN : DB_STMT_COMMIT,
-			              i == 0 ? "BEGIN" : "COMMIT", 0, NULL);
+		static const char *const control[][2] = {{DB_STMT_BEGIN, "BEGIN"},
+		                                         {DB_STMT_COMMIT, "COMMIT"}};
+		for (size_t i = 0; ok && i < TK_ARRAY_LEN(control); i++) {
+			r = PQprepare(pg, control[i][0], control[i][1], 0, NULL);
 			ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 			PQclear(r);
 		}

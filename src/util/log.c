@@ -19,6 +19,26 @@ void tk_log_set_level(tk_log_level level)
 	min_level = level;
 }
 
+/* The access log's hot path avoids printf: these append digits directly. */
+static void put_uint(tk_buf *b, unsigned long long n)
+{
+	char digits[24];
+	int i = (int)sizeof digits;
+	do {
+		digits[--i] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n > 0);
+	tk_buf_append(b, digits + i, sizeof digits - (size_t)i);
+}
+
+/* ".ddd" for the last three decimal digits of n. */
+static void put_fraction3(tk_buf *b, unsigned long long n)
+{
+	char frac[4] = {'.', (char)('0' + n / 100 % 10), (char)('0' + n / 10 % 10),
+	                (char)('0' + n % 10)};
+	tk_buf_append(b, frac, sizeof frac);
+}
+
 static void log_timestamp(tk_buf *b)
 {
 	/* One access-log line per request: the date part changes once a second,
@@ -33,25 +53,10 @@ static void log_timestamp(tk_buf *b)
 		strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
 		cached_second = tv.tv_sec;
 	}
-	long ms = (long)(tv.tv_usec / 1000);
-	char frac[6] = {
-	    '.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z',
-	    '"'};
 	tk_buf_puts(b, "{\"time\":\"");
 	tk_buf_puts(b, cached);
-	tk_buf_append(b, frac, sizeof frac);
-}
-
-/* Appends n in decimal (the access log's hot path avoids printf). */
-static void put_uint(tk_buf *b, unsigned long long n)
-{
-	char digits[24];
-	int i = (int)sizeof digits;
-	do {
-		digits[--i] = (char)('0' + n % 10);
-		n /= 10;
-	} while (n > 0);
-	tk_buf_append(b, digits + i, sizeof digits - (size_t)i);
+	put_fraction3(b, (unsigned)(tv.tv_usec / 1000));
+	tk_buf_puts(b, "Z\"");
 }
 
 static void log_write(tk_buf *b)
@@ -109,11 +114,9 @@ void tk_log_request(const tk_request_log *e)
 	/* durationMs with 3 decimals (microseconds), as printf's %.3f would. */
 	unsigned long long us =
 	    e->duration_ms > 0 ? (unsigned long long)(e->duration_ms * 1000.0 + 0.5) : 0;
-	char frac[4] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
-	                (char)('0' + us % 10)};
 	tk_buf_puts(&b, ",\"durationMs\":");
 	put_uint(&b, us / 1000);
-	tk_buf_append(&b, frac, sizeof frac);
+	put_fraction3(&b, us);
 	if (e->error_code)
 		log_field(&b, "error", e->error_code);
 	log_write(&b);

@@ -1,0 +1,116 @@
+/*
+ * test_log.c - unit tests for util/log.h's access-log line, which is built
+ * without printf: each line is captured from stderr, parsed with jansson, and
+ * its fields compared, including the millisecond timestamp and durationMs
+ * rounded to three decimals as %.3f would.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "util/log.h"
+
+/* Runs tk_log_request with stderr sent to a temporary file; returns the line
+ * parsed as JSON (the caller frees it). */
+static json_t *logged(const tk_request_log *entry)
+{
+	FILE *tmp = tmpfile();
+	assert_non_null(tmp);
+	int saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	assert_true(dup2(fileno(tmp), STDERR_FILENO) >= 0);
+	tk_log_request(entry);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	char line[2048] = {0};
+	rewind(tmp);
+	assert_non_null(fgets(line, sizeof line, tmp));
+	fclose(tmp);
+	size_t n = strlen(line);
+	assert_true(n > 0 && line[n - 1] == '\n');
+	json_error_t jerr;
+	json_t *j = json_loads(line, 0, &jerr);
+	if (j == NULL)
+		fail_msg("not JSON (%s): %s", jerr.text, line);
+	return j;
+}
+
+static void test_fields_and_number_formats(void **state)
+{
+	(void)state;
+	const struct {
+		double duration_ms;
+		const char *want;
+	} cases[] = {
+	    {0.0, "0.000"},      {0.0004, "0.000"},      {0.0005, "0.001"}, {1.5, "1.500"},
+	    {12.3456, "12.346"}, {999.9996, "1000.000"}, {-1.0, "0.000"},   {61234.5, "61234.500"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		tk_request_log e = {.request_id = "rid-1",
+		                    .tenant_id = "b0000000-0000-4000-8000-000000000001",
+		                    .method = "GET",
+		                    .path = "/v1/leads",
+		                    .status = 200,
+		                    .duration_ms = cases[i].duration_ms};
+		json_t *j = logged(&e);
+		assert_string_equal(json_string_value(json_object_get(j, "msg")), "request");
+		assert_string_equal(json_string_value(json_object_get(j, "requestId")), "rid-1");
+		assert_string_equal(json_string_value(json_object_get(j, "tenantId")),
+		                    "b0000000-0000-4000-8000-000000000001");
+		assert_int_equal(json_integer_value(json_object_get(j, "status")), 200);
+		assert_null(json_object_get(j, "error"));
+		/* The number as written: read it back as text via a real JSON number. */
+		json_t *d = json_object_get(j, "durationMs");
+		assert_true(json_is_real(d));
+		char got[32];
+		snprintf(got, sizeof got, "%.3f", json_real_value(d));
+		assert_string_equal(got, cases[i].want);
+		json_decref(j);
+	}
+}
+
+static void test_timestamp_status_and_error(void **state)
+{
+	(void)state;
+	tk_request_log e = {.request_id = "r",
+	                    .tenant_id = NULL,
+	                    .method = "POST",
+	                    .path = "/v1/leads",
+	                    .status = 503,
+	                    .duration_ms = 2.0,
+	                    .error_code = "database_unavailable"};
+	json_t *j = logged(&e);
+	const char *t = json_string_value(json_object_get(j, "time"));
+	assert_non_null(t);
+	/* 2026-11-27T20:12:42.560Z */
+	assert_int_equal(strlen(t), 24);
+	assert_true(t[10] == 'T' && t[19] == '.' && t[23] == 'Z');
+	for (int i = 20; i < 23; i++)
+		assert_true(t[i] >= '0' && t[i] <= '9');
+	assert_true(json_is_null(json_object_get(j, "tenantId")));
+	assert_int_equal(json_integer_value(json_object_get(j, "status")), 503);
+	assert_string_equal(json_string_value(json_object_get(j, "error")), "database_unavailable");
+	json_decref(j);
+
+	e.status = 0; /* never answered (client went away) */
+	j = logged(&e);
+	assert_int_equal(json_integer_value(json_object_get(j, "status")), 0);
+	json_decref(j);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_fields_and_number_formats),
+	    cmocka_unit_test(test_timestamp_status_and_error),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
