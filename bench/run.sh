@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 # What building and serving needs (the project's list) ...
 scripts/deps.sh run
 # ... and what the benchmark itself needs.
-BENCH_PKGS="wrk postgresql-15 postgresql-client-15 python3 python3-psycopg2"
+BENCH_PKGS="wrk valgrind postgresql-15 postgresql-client-15 python3 python3-psycopg2"
 missing=""
 for pkg in $BENCH_PKGS; do
   case "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" in
