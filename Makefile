@@ -78,6 +78,8 @@ test:
 
 bench:
 	@bench/run.sh
+	@bench/run.sh --isolate-db --workloads W1,W2,W3 --no-callgrind --no-profile \
+	    --rls-rounds 0 --results bench/RESULTS-isolated.md
 
 lint:
 	clang-format --dry-run --Werror $(SRCS) $(shell find src tests/unit tests/fuzz -name '*.[ch]')

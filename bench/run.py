@@ -275,6 +275,27 @@ def facts(binary, sock):
     return f
 
 
+def isolate_database(postmaster):
+    """Pins the cluster (the postmaster and its processes; backends forked
+    later inherit the mask) to the first half of the CPUs, and this harness to
+    the rest, so everything it starts (server, wrk, pgbench) runs there: the
+    database gets the same CPUs on both sides of every comparison, and the
+    server's and load generators' CPU no longer comes out of its share."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise Failure("--isolate-db needs at least 2 CPUs")
+    half = len(cpus) // 2
+    db_cpus, rest = set(cpus[:half]), set(cpus[half:])
+    pids = [postmaster] + sorted(rls_cost.children(postmaster))
+    for pid in pids:
+        os.sched_setaffinity(pid, db_cpus)
+    os.sched_setaffinity(0, rest)
+    return ("PostgreSQL (%d processes at start, and every backend after) on CPU %s; "
+            "the server, wrk and pgbench on CPU %s" % (
+                len(pids), ",".join(map(str, sorted(db_cpus))),
+                ",".join(map(str, sorted(rest)))))
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -962,6 +983,8 @@ def report(args, fx, results, rss, rls, checks, targets, started, wall, profile=
     L.append("| server | `tekup serve --threads %d --pool-size %d`, access log to %s |"
              % (args.threads, args.pool_size, args.server_log or "/dev/null"))
     L.append("| load | wrk -t2 and pgbench -j2 on the same machine as the server and PostgreSQL |")
+    L.append("| CPU placement | %s |" % (getattr(args, "placement", None) or
+                                       "shared: every process may run on every CPU"))
     L.append("| durations | per workload and connection count: a %d s wrk warm-up run, then "
              "%d rounds of (wrk %d s, pgbench pipelined %d s after %s s discarded), then one "
              "pgbench plain run (%s s discarded, %d s measured) |" % (
@@ -1341,6 +1364,9 @@ def main():
                          "the cost of RLS (the median of each side is compared)")
     ap.add_argument("--rls-seconds", type=int, default=10,
                     help="measured seconds per RLS run")
+    ap.add_argument("--isolate-db", action="store_true",
+                    help="pin PostgreSQL to the first half of the CPUs and this harness, the "
+                         "server, wrk and pgbench to the other half (see bench/README.md)")
     ap.add_argument("--no-callgrind", action="store_true",
                     help="skip counting the cost of RLS in instructions (bench/rls_cost.py)")
     ap.add_argument("--no-profile", action="store_true",
@@ -1386,6 +1412,9 @@ def main():
     try:
         log("== fresh cluster in %s" % cluster.data_dir)
         cluster.fresh()
+        if args.isolate_db:
+            args.placement = isolate_database(cluster.postmaster_pid())
+            log("   placement: %s" % args.placement)
         log("== seeding (bench/seed.sql)")
         t = time.monotonic()
         cluster.psql("-f", os.path.join(BENCH, "seed.sql"))
