@@ -1147,6 +1147,12 @@ def report(args, fx, results, rss, rls, checks, targets, started, wall, profile=
     profile_section(L, profile)
     L.append("### Where the remaining time goes")
     L.append("")
+    if getattr(args, "placement", None):
+        L.append("**This run isolated the database** (%s), so the *CPU model* column below, "
+                 "which assumes every process shares every CPU, does not apply: here the "
+                 "ratio is set by PostgreSQL's µs per request on its own CPU (compare the "
+                 "first two columns)." % args.placement)
+        L.append("")
     L.append("Both paths share the same %d CPUs with their load generator, so every µs of CPU "
              "that wrk and tekup spend per request is taken from PostgreSQL. *CPU model* = "
              "(postgres + pgbench µs per pipelined transaction) ÷ (postgres + tekup + wrk µs "
