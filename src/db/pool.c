@@ -121,9 +121,8 @@ static tk_status conn_open(db_pool *pool, int slot, db_conn **out, tk_error *err
 			ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 			PQclear(r);
 		}
-		if (!ok)
-			log_error("connection set-up failed: %s", PQerrorMessage(pg));
 		if (!ok) {
+			log_error("connection set-up failed: %s", PQerrorMessage(pg));
 			PQfinish(pg);
 			err->retry_after = 1;
 			return tk_error_set(err, 503, "database_unavailable", NULL,
