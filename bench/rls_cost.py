@@ -30,15 +30,15 @@ import time
 PORT = 5432  # in a private socket directory, so it cannot collide
 COUNTS = {"W1": (200, 1200), "W2": (100, 600)}
 ROLES = ("tekup_app", "tekup_owner")
-SESSION_OPTIONS = "-c plan_cache_mode=force_generic_plan -c jit=off -c TimeZone=UTC"
 
 
 class CallgrindCluster:
     """The benchmark's data directory served by a postmaster under callgrind."""
 
-    def __init__(self, pgdata, outdir):
+    def __init__(self, pgdata, outdir, session_options):
         self.pgdata = pgdata
         self.outdir = outdir
+        self.session_options = session_options  # the server's, as run.py's pgbench runs use
         self.proc = None
 
     def start(self, log):
@@ -101,7 +101,7 @@ class CallgrindCluster:
         for f in files:
             cmd += ["-f", f + "@1"]
         cmd.append("tekup")
-        env = dict(os.environ, PGOPTIONS=SESSION_OPTIONS)
+        env = dict(os.environ, PGOPTIONS=self.session_options)
         r = subprocess.run(cmd, capture_output=True, text=True, env=env)
         m = re.search(r"number of transactions actually processed: (\d+)", r.stdout)
         if r.returncode != 0 or not m or int(m.group(1)) != n:
@@ -176,13 +176,13 @@ def per_function(path):
     return out
 
 
-def measure(cluster, work, scripts, statements, workloads, log):
+def measure(cluster, work, scripts, statements, workloads, session_options, log):
     """{workload: {"tekup_app": instr/tx, "tekup_owner": instr/tx,
     "top": [(function, extra instr/tx), ...]}}.  Stops the cluster first; it
     is left stopped."""
     cluster.stop()
     cg = CallgrindCluster(os.path.join(cluster.data_dir, "pgdata"),
-                          os.path.join(work, "callgrind"))
+                          os.path.join(work, "callgrind"), session_options)
     results = {}
     try:
         cg.start(log)

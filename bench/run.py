@@ -1512,7 +1512,8 @@ def main():
         server = None
         if not args.no_pgbench and not args.no_callgrind:
             log("== cost of RLS in instructions: the cluster under callgrind, 1 client")
-            counted = rls_cost.measure(cluster, work, scripts, statements, order, log)
+            counted = rls_cost.measure(cluster, work, scripts, statements, order,
+                                      SERVER_SESSION_OPTIONS, log)
             for w, res in counted.items():
                 rls.setdefault(w, {"tekup_app": [], "tekup_owner": []})["instructions"] = res
         if not any("5xx" in name for name, _, _ in checks):
