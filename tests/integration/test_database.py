@@ -36,6 +36,7 @@ no help from the server:
   - SET LOCAL context ends with the transaction (commit, rollback, error).
 """
 import hashlib
+import json
 import time
 import uuid
 
@@ -878,6 +879,39 @@ def tenant_id_cannot_change_even_for_the_owner(ctx):
             assert cur.fetchone()[0] > 0, table
             expect_sqlstate(cur, "UPDATE %s SET tenant_id = %%s WHERE tenant_id = %%s" % table,
                             (w.b.id, w.a.id), "42501", "tenant_id cannot be changed")
+    finally:
+        c.close()
+    assert tables_snapshot(ctx) == before
+
+
+@test
+def custom_fields_check_measures_compact_json_for_every_writer(ctx):
+    """The table CHECK is the backstop behind the API's own check: it holds
+    for the owner too (who bypasses RLS, not constraints), measures compact
+    JSON, and takes its short cut (text length) only where that is exact."""
+    w = world(ctx)
+    before = tables_snapshot(ctx)
+    insert = ("INSERT INTO leads (tenant_id, name, custom_fields) VALUES (%s, 'cf', %s::jsonb)"
+              " RETURNING octet_length(custom_fields::text), json_compact_length(custom_fields)")
+    limit = 16384
+    pad = limit - len(json.dumps({"k": ""}, separators=(",", ":")))
+    many = {"k%04d" % i: i for i in range(1200)}  # 14,491 compact, 16,890 as jsonb text
+    nested = {"a": [1, {"b, c": "d: e"}, []], "f": {}}
+    c = ctx.owner_db()
+    c.autocommit = False
+    try:
+        cur = c.cursor()
+        for doc in ({"k": "x" * pad}, many, nested):
+            cur.execute(insert, (w.a.id, json.dumps(doc)))
+            _, compact = cur.fetchone()
+            assert compact == len(json.dumps(doc, separators=(",", ":")).encode()), (doc, compact)
+            assert compact <= limit
+            c.rollback()
+        cur.execute("SELECT octet_length(%s::jsonb::text)", (json.dumps(many),))
+        assert cur.fetchone()[0] > limit  # so the many-keys insert took the measured path
+        for doc in ({"k": "x" * (pad + 1)}, {"k": "x" * 100000}, [1, 2], "text"):
+            e = expect_sqlstate(cur, insert, (w.a.id, json.dumps(doc)), "23514")
+            assert e.diag.constraint_name == "leads_custom_fields_check", (doc, e.pgerror)
     finally:
         c.close()
     assert tables_snapshot(ctx) == before
