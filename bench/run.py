@@ -965,7 +965,8 @@ def perf_profile(port, conns, seconds, grace, data_path, pid, work):
             "symbols": symbols}
 
 
-def report(args, fx, results, rss, rls, checks, targets, started, wall, profile=None):
+def report(args, fx, results, rss, rls, checks, targets, started, wall, profile=None,
+           db_cost=None):
     L = []
     L.append("# tekup benchmark results")
     L.append("")
@@ -1111,6 +1112,23 @@ def report(args, fx, results, rss, rls, checks, targets, started, wall, profile=
             ", ".join(num(r["tps"]) for r in rls[w]["tekup_app"]),
             ", ".join(num(r["tps"]) for r in rls[w]["tekup_owner"])))
     L.append("")
+    if db_cost:
+        L.append("## PostgreSQL's work per transaction")
+        L.append("")
+        L.append("Instructions the backend executes per transaction of each workload's "
+                 "pipelined pgbench script as tekup_app (the SQL the endpoint runs), counted "
+                 "under callgrind like the cost of RLS above: deterministic, so a change in the "
+                 "SQL or the schema shows here at once, whatever the VM's speed that day.")
+        L.append("")
+        L.append("| workload | instructions per transaction | where they go (self cost per "
+                 "transaction) |")
+        L.append("|---|--:|---|")
+        for w in sorted(db_cost):
+            c = db_cost[w]
+            where = ("see the cost of RLS" if w in rls_cost.RLS_WORKLOADS else
+                     "; ".join("%s %s" % (k, num(v)) for k, v in c["top"][:5]))
+            L.append("| %s | %s | %s |" % (w, num(c["tekup_app"]), where))
+        L.append("")
     L.append("## Where the CPU goes")
     L.append("")
     L.append("CPU time per request (µs) during each measured run (including its warm-up for "
@@ -1374,7 +1392,8 @@ def main():
                     help="pin PostgreSQL to the first half of the CPUs and this harness, the "
                          "server, wrk and pgbench to the other half (see bench/README.md)")
     ap.add_argument("--no-callgrind", action="store_true",
-                    help="skip counting the cost of RLS in instructions (bench/rls_cost.py)")
+                    help="skip counting instructions per transaction and the cost of RLS "
+                         "(bench/rls_cost.py)")
     ap.add_argument("--no-profile", action="store_true",
                     help="skip the extra W1 run under perf (the profile in RESULTS.md)")
     ap.add_argument("--server-log", default=None,
@@ -1414,6 +1433,7 @@ def main():
     rss = []
     rls = {}
     profile = None
+    db_cost = {}
     raw = {"args": vars(args), "runs": []}
     try:
         log("== fresh cluster in %s" % cluster.data_dir)
@@ -1511,18 +1531,21 @@ def main():
         checks.append(("server exits cleanly on SIGTERM", rc == 0, "exit status %s" % rc))
         server = None
         if not args.no_pgbench and not args.no_callgrind:
-            log("== cost of RLS in instructions: the cluster under callgrind, 1 client")
-            counted = rls_cost.measure(cluster, work, scripts, statements, order,
-                                      SERVER_SESSION_OPTIONS, log)
-            for w, res in counted.items():
-                rls.setdefault(w, {"tekup_app": [], "tekup_owner": []})["instructions"] = res
+            log("== instructions per transaction (and the cost of RLS): the cluster under "
+                "callgrind, 1 client")
+            db_cost = rls_cost.measure(cluster, work, scripts, statements, order,
+                                       SERVER_SESSION_OPTIONS, log)
+            for w, res in db_cost.items():
+                if w in rls_cost.RLS_WORKLOADS:
+                    rls.setdefault(w, {"tekup_app": [], "tekup_owner": []})["instructions"] = res
         if not any("5xx" in name for name, _, _ in checks):
             checks.append(("no 5xx and no socket errors in any wrk run (warm-ups included)", True,
                            "%d runs" % sum(1 for r in raw["runs"] if r["kind"].startswith("wrk"))))
         fx["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
         targets = compute_targets(args, results, rss, rls)
         wall = time.monotonic() - started
-        text = report(args, fx, results, rss, rls, checks, targets, started, wall, profile)
+        text = report(args, fx, results, rss, rls, checks, targets, started, wall, profile,
+                      db_cost)
         with open(args.results, "w") as f:
             f.write(text)
         with open(os.path.join(work, "results.json"), "w") as f:
