@@ -13,6 +13,8 @@ One command (bench/run.sh, or `make bench`) does everything:
      bind parameters and session settings) inside BEGIN; <set the tenant>;
      ...; COMMIT, plain and pipelined, at the same client counts; and the
      W1/W2 scripts as the owner (RLS off), alternating with tekup_app;
+     then, with the cluster under callgrind (bench/rls_cost.py), the
+     instructions per transaction of every script, and of W1/W2 as the owner;
   5. bench/RESULTS.md: machine facts, the tables, CPU accounting, targets;
   6. correctness: W3 rows created == 201 responses, no 5xx, no socket errors,
      no failed pgbench transaction, and the pgbench statements return what
