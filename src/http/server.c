@@ -26,6 +26,7 @@
 
 #include "admin/operator_auth.h"
 #include "auth/context.h"
+#include "http/listener.h"
 #include "http/router.h"
 #include "util/alloc.h"
 #include "util/log.h"
@@ -42,9 +43,17 @@
  * client sees the 413 instead of a reset connection. */
 #define SERVER_DISCARD_MAX_BYTES (8 * 1024 * 1024)
 
+typedef struct server_worker {
+	struct MHD_Daemon *daemon;
+	tk_server *server;
+	unsigned index;
+} server_worker;
+
 struct tk_server {
 	tk_app *app;
-	struct MHD_Daemon *daemon;
+	tk_listener *listener;
+	server_worker *workers;
+	unsigned n_workers;
 	atomic_int in_flight;
 };
 
@@ -445,61 +454,110 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
 	atomic_fetch_sub(&srv->in_flight, 1);
 }
 
+/* libmicrohttpd's close notification: the listener stops counting the
+ * connection against the limits and against its worker's load. */
+static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+	(void)socket_context;
+	if (toe != MHD_CONNECTION_NOTIFY_CLOSED)
+		return;
+	server_worker *worker = cls;
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	tk_listener_release(worker->server->listener, worker->index,
+	                    ci != NULL ? ci->client_addr : NULL);
+}
+
+static tk_status handoff(void *cls, unsigned worker, int fd, const struct sockaddr *addr,
+                         socklen_t addrlen)
+{
+	tk_server *srv = cls;
+	if (MHD_add_connection(srv->workers[worker].daemon, fd, addr, addrlen) != MHD_YES) {
+		/* libmicrohttpd has closed fd. */
+		log_warn("http: worker %u could not take a new connection", worker);
+		return TK_ERR;
+	}
+	return TK_OK;
+}
+
+static void stop_workers(tk_server *srv)
+{
+	for (unsigned i = 0; i < srv->n_workers; i++)
+		if (srv->workers[i].daemon != NULL)
+			MHD_stop_daemon(srv->workers[i].daemon);
+}
+
 tk_server *tk_server_start(tk_app *app)
 {
 	const tk_config *cfg = app->cfg;
-	struct sockaddr_storage addr;
-	memset(&addr, 0, sizeof addr);
-	unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-	struct sockaddr_in *v4 = (struct sockaddr_in *)&addr;
-	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&addr;
-	if (inet_pton(AF_INET, cfg->bind_address, &v4->sin_addr) == 1) {
-		v4->sin_family = AF_INET;
-		v4->sin_port = htons((uint16_t)cfg->port);
-	} else if (inet_pton(AF_INET6, cfg->bind_address, &v6->sin6_addr) == 1) {
-		v6->sin6_family = AF_INET6;
-		v6->sin6_port = htons((uint16_t)cfg->port);
-		flags |= MHD_USE_IPv6;
-	} else {
-		log_error("--bind: '%s' is not an IPv4 or IPv6 address", cfg->bind_address);
+	tk_listener_config lcfg = {
+	    .bind_address = cfg->bind_address,
+	    .port = cfg->port,
+	    .backlog = SERVER_LISTEN_BACKLOG,
+	    .max_connections = cfg->max_connections,
+	    .max_connections_per_ip = cfg->max_connections_per_ip,
+	    .workers = (unsigned)cfg->threads,
+	};
+	tk_listener *listener = tk_listener_open(&lcfg);
+	if (listener == NULL)
 		return NULL;
-	}
 	tk_server *srv = tk_calloc(1, sizeof *srv);
 	srv->app = app;
+	srv->listener = listener;
 	atomic_init(&srv->in_flight, 0);
-	srv->daemon = MHD_start_daemon(
-	    flags, (uint16_t)cfg->port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
-	    mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned int)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-	    (unsigned int)cfg->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned int)cfg->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)SERVER_CONNECTION_MEMORY, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-	    (unsigned int)SERVER_LISTEN_BACKLOG, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-	    MHD_OPTION_END);
-	if (srv->daemon == NULL) {
-		log_error("cannot listen on %s:%ld (address in use, or not permitted)",
-		          cfg->bind_address, cfg->port);
-		free(srv);
-		return NULL;
+	srv->n_workers = (unsigned)cfg->threads;
+	srv->workers = tk_calloc(srv->n_workers, sizeof *srv->workers);
+	/* One single-threaded daemon per worker, without a listening socket of
+	 * its own: the listener chooses which one serves a connection.  The
+	 * limits on connections are the listener's.  The daemon's own limit is
+	 * only a ceiling, with room for connections the listener has already
+	 * released but libmicrohttpd has not yet cleaned up: it counts them
+	 * until the end of its loop iteration and would refuse a new one. */
+	const unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC |
+	                           MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG;
+	for (unsigned i = 0; i < srv->n_workers; i++) {
+		server_worker *w = &srv->workers[i];
+		w->server = srv;
+		w->index = i;
+		w->daemon = MHD_start_daemon(
+		    flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+		    NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(2 * cfg->max_connections),
+		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->connection_timeout_s,
+		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SERVER_CONNECTION_MEMORY,
+		    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
+		    on_connection, w, MHD_OPTION_END);
+		if (w->daemon == NULL) {
+			log_error("cannot start HTTP worker %u of %u", i + 1, srv->n_workers);
+			goto fail;
+		}
 	}
+	if (tk_listener_start(listener, handoff, srv) != TK_OK)
+		goto fail;
 	return srv;
+fail:
+	tk_listener_stop(listener);
+	stop_workers(srv);
+	tk_listener_free(listener);
+	free(srv->workers);
+	free(srv);
+	return NULL;
 }
 
 void tk_server_stop(tk_server *srv, int timeout_s)
 {
 	if (srv == NULL)
 		return;
-	MHD_socket listener = MHD_quiesce_daemon(srv->daemon);
-	if (listener != MHD_INVALID_SOCKET)
-		close(listener);
-	/* In-flight requests finish; new connections are refused. */
+	/* New connections are refused from here; in-flight requests finish. */
+	tk_listener_stop(srv->listener);
 	for (int waited_ms = 0; atomic_load(&srv->in_flight) > 0 && waited_ms < timeout_s * 1000;
 	     waited_ms += 20)
 		usleep(20 * 1000);
 	if (atomic_load(&srv->in_flight) > 0)
 		log_warn("shutting down with %d requests still in flight",
 		         atomic_load(&srv->in_flight));
-	MHD_stop_daemon(srv->daemon);
+	stop_workers(srv);
+	tk_listener_free(srv->listener);
+	free(srv->workers);
 	free(srv);
 }

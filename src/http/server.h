@@ -1,12 +1,14 @@
 /*
- * server.h - the HTTP server: libmicrohttpd, an epoll thread pool, limits.
+ * server.h - the HTTP server: libmicrohttpd workers fed by our listener.
  *
- * Each worker thread runs a request to completion, holding one pooled
- * database connection while it does, so a request's transaction needs no
- * locking.  The server enforces its own limits on connections (total and per
- * IP), inactivity, header bytes, body bytes and query parameters, answers
- * every rejection with the JSON error shape, and writes one access-log line
- * per request.
+ * The listener (listener.h) accepts each connection and gives it to one of
+ * `threads` workers, each a single-threaded libmicrohttpd daemon on epoll.
+ * A worker runs a request to completion, holding one pooled database
+ * connection while it does, so a request's transaction needs no locking.
+ * The server enforces its own limits on connections (total and per IP, in
+ * the listener), inactivity, header bytes, body bytes and query parameters,
+ * answers every rejection with the JSON error shape, and writes one
+ * access-log line per request.
  */
 #ifndef TK_HTTP_SERVER_H
 #define TK_HTTP_SERVER_H

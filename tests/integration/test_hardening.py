@@ -1,8 +1,13 @@
 """test_hardening.py - connection-level limits: a slow client cannot hold a
 worker, idle connections are closed after the inactivity timeout, and the
-total and per-IP connection limits hold.  Each test runs its own server.
+total and per-IP connection limits hold, and connections are spread over
+the workers so that a blocked request holds up only its own worker's
+clients.  Each test runs its own server.
 """
+import http.client
+import json
 import socket
+import threading
 import time
 
 from harness import Server, test
@@ -95,4 +100,59 @@ def total_connection_limit_holds(ctx):
         extra.close()
         assert ctx.http("GET", "/v1/leads/stats", key=t.key, port=srv.port).status == 200
     finally:
+        assert srv.stop() == 0
+
+
+@test
+def connections_spread_over_workers_so_a_blocked_request_stalls_no_other(ctx):
+    """Four connections to four workers land on four different workers: while
+    one worker waits on a row lock, requests on the other three connections
+    are served at once.  (libmicrohttpd's own accept let whichever worker woke
+    first take several connections in a row.)"""
+    t = ctx.new_tenant()
+    locked = ctx.http("POST", "/v1/leads", key=t.key, body={"name": "locked"}).json
+    free = ctx.http("POST", "/v1/leads", key=t.key, body={"name": "free"}).json
+    srv = Server(ctx, ["--threads", "4", "--pool-size", "4", "--statement-timeout-ms", "20000"])
+    hold = ctx.owner_db()
+    try:
+        # Resolve the key, then let the server retire this and the readiness
+        # probe's connections.
+        assert ctx.http("GET", "/v1/leads/stats", key=t.key, port=srv.port).status == 200
+        time.sleep(0.5)
+        conns = [http.client.HTTPConnection("127.0.0.1", srv.port, timeout=15) for _ in range(4)]
+        for c in conns:
+            c.connect()
+        time.sleep(0.2)
+        hold.autocommit = False
+        hold.cursor().execute("SELECT id FROM leads WHERE id = %s FOR UPDATE", (locked["id"],))
+        hdrs = {"X-Tenant-Key": t.key, "Content-Type": "application/json"}
+        blocked = {}
+
+        def patch_locked():
+            conns[0].request("PATCH", "/v1/leads/" + locked["id"],
+                             body=json.dumps({"status": "CONTACTED"}), headers=hdrs)
+            r = conns[0].getresponse()
+            blocked["status"] = r.status
+            r.read()
+
+        blocker = threading.Thread(target=patch_locked)
+        blocker.start()
+        time.sleep(0.5)
+        assert blocker.is_alive(), "the PATCH of the locked lead did not wait: %r" % blocked
+        for c in conns[1:]:
+            t0 = time.time()
+            c.request("GET", "/v1/leads/" + free["id"], headers=hdrs)
+            r = c.getresponse()
+            body = json.loads(r.read())
+            waited = time.time() - t0
+            assert r.status == 200 and body["id"] == free["id"], (r.status, body)
+            assert waited < 3, "a request waited %.1f s behind the blocked one" % waited
+        assert blocker.is_alive(), "the lock was released early; the test proves nothing"
+        hold.rollback()
+        blocker.join(15)
+        assert blocked.get("status") == 200, blocked
+        for c in conns:
+            c.close()
+    finally:
+        hold.close()
         assert srv.stop() == 0
