@@ -44,6 +44,7 @@ struct tk_listener {
 	atomic_bool stopping;
 	tk_listener_handoff handoff;
 	void *handoff_cls;
+	time_t last_accept_error_log; /* the accept thread's own */
 
 	pthread_mutex_t lock; /* guards everything below */
 	long total;
@@ -201,8 +202,12 @@ static void accept_burst(tk_listener *l)
 				return;
 			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
 				continue;
-			log_warn("http: accept failed: %s; pausing %d ms", strerror(errno),
-			         LISTENER_EMFILE_PAUSE_MS);
+			time_t now = time(NULL);
+			if (now != l->last_accept_error_log) {
+				l->last_accept_error_log = now;
+				log_warn("http: accept failed: %s; pausing %d ms", strerror(errno),
+				         LISTENER_EMFILE_PAUSE_MS);
+			}
 			struct timespec pause = {0, LISTENER_EMFILE_PAUSE_MS * 1000000L};
 			nanosleep(&pause, NULL);
 			return;
