@@ -217,9 +217,9 @@ class CpuMeter:
         server = (proc_cpu(self.server_pid) - self.s0) if self.server_pid else 0.0
         pg = self._pg() - self.p0
         loadgen = child_cpu_seconds() - self.c0
-        # Server threads that did work: MHD pins each connection to the
-        # worker thread that accepted it, so this shows how many workers
-        # actually served the run's connections.
+        # Server threads that did work: a connection stays on the worker
+        # the listener gave it, so this shows how many workers actually
+        # served the run's connections.
         th1 = self._threads()
         deltas = sorted((th1[t] - self.th0.get(t, 0) for t in th1), reverse=True)
         top = deltas[0] if deltas else 0
@@ -1138,10 +1138,10 @@ def report(args, fx, results, rss, rls, checks, targets, started, wall, profile=
              "benchmark cluster, the load generator (wrk or pgbench), and *others* = whole "
              "machine busy time minus those (other sessions on the VM). busy = share of "
              "the machine's %d CPUs in use. *tekup threads used* = server threads that did "
-             "at least 10%% of the busiest thread's work: libmicrohttpd pins each connection "
-             "to the worker thread that accepted it, and a worker runs one request's "
-             "transaction at a time, so connections that share a worker wait for each other "
-             "even when other workers are idle." % fx["cores"])
+             "at least 10%% of the busiest thread's work. A connection stays on the worker "
+             "the listener gave it to (the one with the fewest connections), and a worker "
+             "runs one request's transaction at a time, so connections that share a worker "
+             "wait for each other." % fx["cores"])
     L.append("")
     L.append("| workload | conns | run | req/s | busy | tekup µs/req | postgres µs/req "
              "| loadgen µs/req | others (CPU s) | tekup threads used |")

@@ -104,6 +104,27 @@ def total_connection_limit_holds(ctx):
 
 
 @test
+def connection_the_server_times_out_frees_its_place_under_the_limits(ctx):
+    """--max-connections 1 and --max-connections-per-ip 1: an idle connection
+    the server closes after the inactivity timeout no longer counts, so the
+    next client is served (the slot is released on every kind of close)."""
+    t = ctx.new_tenant()
+    srv = Server(ctx, ["--threads", "2", "--max-connections", "1",
+                       "--max-connections-per-ip", "1", "--connection-timeout-s", "1"])
+    try:
+        time.sleep(0.5)  # let the server retire the harness's readiness probe
+        idle = connect(srv.port)
+        assert closed_by_server(idle, 5), "idle connection was not timed out"
+        idle.close()
+        for _ in range(3):
+            r = ctx.http("GET", "/v1/leads/stats", key=t.key, port=srv.port, timeout=5)
+            assert r.status == 200, r
+            time.sleep(0.2)  # the server counts the closed connection out
+    finally:
+        assert srv.stop() == 0
+
+
+@test
 def connections_spread_over_workers_so_a_blocked_request_stalls_no_other(ctx):
     """Four connections to four workers land on four different workers: while
     one worker waits on a row lock, requests on the other three connections
