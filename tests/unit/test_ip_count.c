@@ -20,35 +20,32 @@
 
 #include "http/ip_count.h"
 
-static tk_ip_addr v4(const char *text)
+/* The table's key for an IPv4 or IPv6 literal, through a socket address as
+ * the listener sees it. */
+static tk_ip_addr ip(const char *text)
 {
-	struct sockaddr_in sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sin_family = AF_INET;
-	assert_int_equal(inet_pton(AF_INET, text, &sa.sin_addr), 1);
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof ss);
+	struct sockaddr_in *sa4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sa6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, text, &sa4->sin_addr) == 1) {
+		sa4->sin_family = AF_INET;
+	} else {
+		assert_int_equal(inet_pton(AF_INET6, text, &sa6->sin6_addr), 1);
+		sa6->sin6_family = AF_INET6;
+	}
 	tk_ip_addr a;
-	assert_int_equal(tk_ip_addr_from_sockaddr((struct sockaddr *)&sa, &a), TK_OK);
-	return a;
-}
-
-static tk_ip_addr v6(const char *text)
-{
-	struct sockaddr_in6 sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sin6_family = AF_INET6;
-	assert_int_equal(inet_pton(AF_INET6, text, &sa.sin6_addr), 1);
-	tk_ip_addr a;
-	assert_int_equal(tk_ip_addr_from_sockaddr((struct sockaddr *)&sa, &a), TK_OK);
+	assert_int_equal(tk_ip_addr_from_sockaddr((struct sockaddr *)&ss, &a), TK_OK);
 	return a;
 }
 
 static void test_ipv4_is_stored_v4_mapped(void **state)
 {
 	(void)state;
-	tk_ip_addr a = v4("192.0.2.7");
-	tk_ip_addr b = v6("::ffff:192.0.2.7");
+	tk_ip_addr a = ip("192.0.2.7");
+	tk_ip_addr b = ip("::ffff:192.0.2.7");
 	assert_memory_equal(a.bytes, b.bytes, sizeof a.bytes);
-	tk_ip_addr c = v6("2001:db8::7");
+	tk_ip_addr c = ip("2001:db8::7");
 	assert_memory_not_equal(a.bytes, c.bytes, sizeof a.bytes);
 
 	struct sockaddr_un un;
@@ -62,8 +59,8 @@ static void test_limit_refuses_and_release_frees(void **state)
 {
 	(void)state;
 	tk_ip_count *t = tk_ip_count_new(8);
-	tk_ip_addr a = v4("198.51.100.1");
-	tk_ip_addr b = v6("2001:db8::1");
+	tk_ip_addr a = ip("198.51.100.1");
+	tk_ip_addr b = ip("2001:db8::1");
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(tk_ip_count_acquire(t, &a, 3), TK_OK);
 	assert_int_equal(tk_ip_count_acquire(t, &a, 3), TK_ERR);
@@ -92,7 +89,7 @@ static void test_table_refuses_more_addresses_than_sized_for(void **state)
 {
 	(void)state;
 	tk_ip_count *t = tk_ip_count_new(2);
-	tk_ip_addr a = v4("203.0.113.1"), b = v4("203.0.113.2"), c = v4("203.0.113.3");
+	tk_ip_addr a = ip("203.0.113.1"), b = ip("203.0.113.2"), c = ip("203.0.113.3");
 	assert_int_equal(tk_ip_count_acquire(t, &a, 5), TK_OK);
 	assert_int_equal(tk_ip_count_acquire(t, &b, 5), TK_OK);
 	assert_int_equal(tk_ip_count_acquire(t, &c, 5), TK_ERR);
@@ -116,7 +113,7 @@ static void test_random_run_matches_a_model(void **state)
 	for (int i = 0; i < MODEL_ADDRESSES; i++) {
 		char text[32];
 		snprintf(text, sizeof text, "2001:db8::%x", i + 1);
-		addrs[i] = v6(text);
+		addrs[i] = ip(text);
 	}
 	srand(42);
 	for (int step = 0; step < 200000; step++) {
