@@ -31,9 +31,9 @@
 /* Connections accepted per wake-up before the thread polls again, so a
  * burst cannot starve the stop signal. */
 #define LISTENER_ACCEPT_BURST 64
-/* Pause after the process runs out of descriptors, instead of spinning on a
- * listening socket that stays readable. */
-#define LISTENER_EMFILE_PAUSE_MS 100
+/* Pause after accept or poll fails (the process is out of descriptors or
+ * memory), instead of spinning on a listening socket that stays readable. */
+#define LISTENER_ERROR_PAUSE_MS 100
 
 struct tk_listener {
 	tk_listener_config cfg;
@@ -187,6 +187,22 @@ void tk_listener_release(tk_listener *listener, unsigned worker, const struct so
 		wake(listener);
 }
 
+/* After a failed accept or poll (out of descriptors, out of memory): log at
+ * most once a second and pause, instead of spinning on a socket that stays
+ * readable. */
+static void pause_after_error(tk_listener *l, const char *what)
+{
+	int err = errno;
+	time_t now = time(NULL);
+	if (now != l->last_accept_error_log) {
+		l->last_accept_error_log = now;
+		log_warn("http: %s failed: %s; pausing %d ms", what, strerror(err),
+		         LISTENER_ERROR_PAUSE_MS);
+	}
+	struct timespec pause = {0, LISTENER_ERROR_PAUSE_MS * 1000000L};
+	nanosleep(&pause, NULL);
+}
+
 /* Accepts what is waiting, up to a burst; returns after EAGAIN. */
 static void accept_burst(tk_listener *l)
 {
@@ -202,14 +218,7 @@ static void accept_burst(tk_listener *l)
 				return;
 			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
 				continue;
-			time_t now = time(NULL);
-			if (now != l->last_accept_error_log) {
-				l->last_accept_error_log = now;
-				log_warn("http: accept failed: %s; pausing %d ms", strerror(errno),
-				         LISTENER_EMFILE_PAUSE_MS);
-			}
-			struct timespec pause = {0, LISTENER_EMFILE_PAUSE_MS * 1000000L};
-			nanosleep(&pause, NULL);
+			pause_after_error(l, "accept");
 			return;
 		}
 		tk_ip_addr ip;
@@ -235,8 +244,7 @@ static void *accept_loop(void *arg)
 		};
 		if (poll(fds, 2, -1) < 0) {
 			if (errno != EINTR)
-				log_warn("http: poll on the listening socket failed: %s",
-				         strerror(errno));
+				pause_after_error(l, "poll on the listening socket");
 			continue;
 		}
 		if (fds[0].revents & POLLIN)

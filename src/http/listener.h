@@ -12,10 +12,14 @@
  * under the total and per-IP limits and gives it to the least-loaded worker.
  *
  * A connection counts against the limits from its hand-off until the owner
- * calls tk_listener_release (libmicrohttpd's close notification).  At the
- * total limit the listener stops accepting and lets the kernel's backlog
- * hold new clients until a connection closes; a client over the per-IP
- * limit is accepted and closed at once.
+ * calls tk_listener_release (libmicrohttpd's close notification).  One gap:
+ * libmicrohttpd sends no close notification for a connection it took from
+ * MHD_add_connection but failed to start on its worker's thread (its 32 KiB
+ * memory pool could not be allocated); that connection stays counted.
+ *
+ * At the total limit the listener stops accepting and lets the kernel's
+ * backlog hold new clients until a connection closes; a client over the
+ * per-IP limit is accepted and closed at once.
  */
 #ifndef TK_HTTP_LISTENER_H
 #define TK_HTTP_LISTENER_H

@@ -510,10 +510,12 @@ tk_server *tk_server_start(tk_app *app)
 	srv->workers = tk_calloc(srv->n_workers, sizeof *srv->workers);
 	/* One single-threaded daemon per worker, without a listening socket of
 	 * its own: the listener chooses which one serves a connection.  The
-	 * limits on connections are the listener's.  The daemon's own limit is
-	 * only a ceiling, with room for connections the listener has already
-	 * released but libmicrohttpd has not yet cleaned up: it counts them
-	 * until the end of its loop iteration and would refuse a new one. */
+	 * limits on connections are the listener's; the daemon's own limit must
+	 * never bind.  With it equal to --max-connections, the connection
+	 * queued in total_connection_limit_holds was reset on hand-off, and a
+	 * refusal on the worker's own thread deadlocks a 0.9.75 worker (found in
+	 * review with a small limit).  So never lower it to max / threads as
+	 * libmicrohttpd's own pool splits it. */
 	const unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC |
 	                           MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG;
 	for (unsigned i = 0; i < srv->n_workers; i++) {
