@@ -32,6 +32,11 @@ struct db_tx {
 	const char *user_role;
 	bool has_user;
 	bool connection_lost;
+	bool own_sync;    /* sent with its own Sync (not the batch's last) */
+	bool skipped;     /* a batch's earlier failure skipped it: it never ran */
+	bool batched;     /* another transaction may follow in the pipeline */
+	char sqlstate[6]; /* of the first failure */
+	int naux;         /* BEGIN and SET LOCALs sent before the statements */
 	int nstmts;
 	tx_stmt stmts[DB_TX_MAX_STATEMENTS];
 };
@@ -160,47 +165,48 @@ static void set_unavailable(db_tx *tx, tk_error *err)
 	             "the database is unavailable; retry shortly");
 }
 
-/* Remembers the first failure; later ones are PIPELINE_ABORTED echoes. */
-static void note_failure(PGresult *r, PGresult **first_error)
+/* Remembers the first failure; later ones are PIPELINE_ABORTED echoes (or,
+ * in a batch, the echoes of an earlier transaction's failure). */
+static void note_failure(db_tx *tx, PGresult *r, PGresult **first_error)
 {
 	ExecStatusType st = PQresultStatus(r);
-	if (*first_error == NULL && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
-	    st != PGRES_PIPELINE_ABORTED)
+	if (st == PGRES_PIPELINE_ABORTED)
+		tx->skipped = true;
+	else if (*first_error == NULL && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
 		*first_error = r;
 }
 
-tk_status db_tx_run(db_tx *tx, tk_error *err)
+void db_tx_bind(db_tx *tx, db_conn *conn)
+{
+	tx->conn = conn;
+}
+
+bool db_tx_send(db_tx *tx, bool sync)
 {
 	PGconn *pg = db_conn_pg(tx->conn);
 	bool pgbouncer = db_conn_unnamed_statements(tx->conn);
 	char set_tenant[96];
 	char set_timeout[64];
-	PGresult *aux[8] = {NULL};
-	int naux = 0;
-	PGresult *first_error = NULL;
-	PGresult *commit = NULL;
-	tk_status st = TK_ERR;
 
-	if (PQstatus(pg) != CONNECTION_OK) {
-		set_unavailable(tx, err);
-		return TK_ERR;
-	}
+	tx->naux = 0;
+	if (PQstatus(pg) != CONNECTION_OK)
+		return false;
 	tx->deadline_ms =
 	    monotonic_ms() + db_conn_statement_timeout_ms(tx->conn) + TX_REPLY_GRACE_MS;
 	bool sent = send_control(tx, pg, DB_STMT_BEGIN, "BEGIN");
-	naux++;
+	tx->naux++;
 	if (sent && pgbouncer) {
 		/* Session state cannot be trusted behind transaction pooling. */
 		snprintf(set_timeout, sizeof set_timeout, "SET LOCAL statement_timeout = %d",
 		         db_conn_statement_timeout_ms(tx->conn));
 		sent = send_plain(pg, set_timeout) && send_plain(pg, "SET LOCAL TimeZone = 'UTC'");
-		naux += 2;
+		tx->naux += 2;
 	}
 	if (sent && tx->has_tenant) {
 		snprintf(set_tenant, sizeof set_tenant, "SET LOCAL app.current_tenant = '%s'",
 		         tx->tenant);
 		sent = send_plain(pg, set_tenant);
-		naux++;
+		tx->naux++;
 	}
 	char set_user[96], set_role[64];
 	if (sent && tx->has_user) {
@@ -209,16 +215,35 @@ tk_status db_tx_run(db_tx *tx, tk_error *err)
 		snprintf(set_role, sizeof set_role, "SET LOCAL app.current_user_role = '%s'",
 		         tx->user_role);
 		sent = send_plain(pg, set_user) && send_plain(pg, set_role);
-		naux += 2;
+		tx->naux += 2;
 	}
 	for (int i = 0; sent && i < tx->nstmts; i++)
 		sent = send_stmt(tx, &tx->stmts[i]);
-	sent = sent && send_control(tx, pg, DB_STMT_COMMIT, "COMMIT") && PQpipelineSync(pg) == 1;
-	if (!sent) {
+	sent = sent && send_control(tx, pg, DB_STMT_COMMIT, "COMMIT") &&
+	       (!sync || PQpipelineSync(pg) == 1);
+	tx->own_sync = sync;
+	if (!sent)
 		log_error("sending a transaction failed: %s", PQerrorMessage(pg));
+	return sent;
+}
+
+tk_status db_tx_run(db_tx *tx, tk_error *err)
+{
+	if (!db_tx_send(tx, true)) {
 		set_unavailable(tx, err);
 		return TK_ERR;
 	}
+	return db_tx_receive(tx, err);
+}
+
+tk_status db_tx_receive(db_tx *tx, tk_error *err)
+{
+	PGconn *pg = db_conn_pg(tx->conn);
+	PGresult *aux[8] = {NULL};
+	int naux = tx->naux;
+	PGresult *first_error = NULL;
+	PGresult *commit = NULL;
+	tk_status st = TK_ERR;
 
 	/* Results arrive in the order sent. */
 	bool lost = false;
@@ -227,7 +252,7 @@ tk_status db_tx_run(db_tx *tx, tk_error *err)
 		if (aux[i] == NULL)
 			lost = true;
 		else
-			note_failure(aux[i], &first_error);
+			note_failure(tx, aux[i], &first_error);
 	}
 	for (int i = 0; i < tx->nstmts && !lost; i++) {
 		tx_stmt *s = &tx->stmts[i];
@@ -241,7 +266,7 @@ tk_status db_tx_run(db_tx *tx, tk_error *err)
 				break;
 			}
 			if (!ok && first_error == NULL) {
-				note_failure(pr, &first_error);
+				note_failure(tx, pr, &first_error);
 				if (first_error == pr) {
 					/* keep it alive as the error: park it in the statement slot
 					 */
@@ -260,16 +285,16 @@ tk_status db_tx_run(db_tx *tx, tk_error *err)
 			PQclear(r);
 		else
 			s->result = r;
-		note_failure(s->result, &first_error);
+		note_failure(tx, s->result, &first_error);
 	}
 	if (!lost) {
 		commit = read_one(tx, pg);
 		if (commit == NULL)
 			lost = true;
 		else
-			note_failure(commit, &first_error);
+			note_failure(tx, commit, &first_error);
 	}
-	if (!lost) {
+	if (!lost && tx->own_sync) {
 		PGresult *sync = get_result(tx, pg);
 		if (sync == NULL || PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
 			lost = true;
@@ -282,8 +307,11 @@ tk_status db_tx_run(db_tx *tx, tk_error *err)
 			tx->stmts[i].prepare_name = NULL;
 		}
 
+	if (first_error) /* its own failure: the rest of it was skipped, not it */
+		tx->skipped = false;
 	if (first_error) {
 		const char *state = PQresultErrorField(first_error, PG_DIAG_SQLSTATE);
+		snprintf(tx->sqlstate, sizeof tx->sqlstate, "%s", state ? state : "");
 		const char *constraint = PQresultErrorField(first_error, PG_DIAG_CONSTRAINT_NAME);
 		if (state == NULL || strncmp(state, "08", 2) == 0 ||
 		    strncmp(state, "57P", 3) == 0) {
@@ -299,6 +327,10 @@ tk_status db_tx_run(db_tx *tx, tk_error *err)
 	} else if (lost || PQstatus(pg) != CONNECTION_OK || db_conn_is_broken(tx->conn)) {
 		log_error("database connection lost: %s", PQerrorMessage(pg));
 		set_unavailable(tx, err);
+	} else if (tx->skipped) {
+		/* Only in a batch: an earlier transaction failed, so this one was
+		 * skipped without running; the batch sends it again. */
+		tk_error_set(err, 500, "internal_error", NULL, "an internal error occurred");
 	} else {
 		st = TK_OK;
 	}
@@ -307,7 +339,7 @@ tk_status db_tx_run(db_tx *tx, tk_error *err)
 	PQclear(commit);
 	/* A failed pipeline leaves the transaction aborted; end it now so the
 	 * caller may run another on this connection. */
-	if (st != TK_OK && !db_conn_make_idle(tx->conn))
+	if (st != TK_OK && !tx->batched && !db_conn_make_idle(tx->conn))
 		db_conn_mark_broken(tx->conn);
 	return st;
 }
@@ -322,6 +354,32 @@ PGresult *db_tx_result(db_tx *tx, int idx)
 bool db_tx_connection_lost(const db_tx *tx)
 {
 	return tx->connection_lost;
+}
+
+void db_tx_forget_results(db_tx *tx)
+{
+	for (int i = 0; i < tx->nstmts; i++) {
+		PQclear(tx->stmts[i].result);
+		tx->stmts[i].result = NULL;
+	}
+	tx->connection_lost = false;
+	tx->skipped = false;
+	tx->sqlstate[0] = '\0';
+}
+
+bool db_tx_skipped(const db_tx *tx)
+{
+	return tx->skipped;
+}
+
+void db_tx_set_batched(db_tx *tx, bool batched)
+{
+	tx->batched = batched;
+}
+
+const char *db_tx_sqlstate(const db_tx *tx)
+{
+	return tx->sqlstate;
 }
 
 void db_tx_clear(db_tx *tx)

@@ -52,6 +52,26 @@ int db_tx_add(db_tx *tx, const char *sql, int nparams, const char *const *values
 /* Runs the transaction.  On failure err says why (4xx for data errors, 503 for
  * an unreachable database, 500 otherwise). */
 tk_status db_tx_run(db_tx *tx, tk_error *err) TK_MUST_CHECK;
+/*
+ * Coalescing (server.c): several request transactions sent on one
+ * connection in one pipeline, with one Sync after the last (sync = true
+ * for it only), so the lot is one write and one round trip.  db_tx_bind
+ * gives a tx made with no connection its connection; db_tx_send queues it
+ * (false: the connection is gone); db_tx_receive reads its results, in the
+ * order sent.  When a batched tx fails, PostgreSQL skips everything after
+ * it up to the Sync (those report db_tx_skipped) and leaves its transaction
+ * aborted for the caller to roll back (db_pool_release does).
+ */
+void db_tx_bind(db_tx *tx, db_conn *conn);
+void db_tx_set_batched(db_tx *tx, bool batched);
+bool db_tx_send(db_tx *tx, bool sync);
+/* The batch's earlier failure skipped this tx: it never ran. */
+bool db_tx_skipped(const db_tx *tx);
+tk_status db_tx_receive(db_tx *tx, tk_error *err) TK_MUST_CHECK;
+/* Drops the results of a batched tx that must be sent again; keeps its statements. */
+void db_tx_forget_results(db_tx *tx);
+/* SQLSTATE of the last failure ("" if none or the connection was lost). */
+const char *db_tx_sqlstate(const db_tx *tx);
 /* The result of statement idx (borrowed; valid until db_tx_clear). */
 PGresult *db_tx_result(db_tx *tx, int idx);
 /* Whether the last failure was a lost connection (safe to retry reads). */
