@@ -9,6 +9,7 @@
 
 #include "auth/tenant_cache.h"
 #include "db/pool.h"
+#include "db/tx.h"
 #include "http/request.h"
 #include "util/config.h"
 
@@ -27,5 +28,20 @@ typedef struct tk_app {
  */
 typedef tk_status (*tk_handler)(tk_app *app, tk_request *req, db_conn *conn, tk_response *res,
                                 tk_error *err);
+
+/*
+ * A handler whose work is one read-only transaction, in two halves, so that
+ * the server can send the transactions of many requests in one pipeline
+ * round trip (server.c): prepare validates the request and queues its
+ * statements on tx (the tenant context is already set), keeping anything
+ * render needs in *state (request arena); render builds the response from
+ * the results.  The server may also run the halves alone, on a connection,
+ * like any handler.
+ */
+typedef struct tk_tx_handler {
+	tk_status (*prepare)(tk_request *req, db_tx *tx, void **state, tk_error *err);
+	tk_status (*render)(tk_request *req, db_tx *tx, void *state, tk_response *res,
+	                    tk_error *err);
+} tk_tx_handler;
 
 #endif

@@ -110,6 +110,18 @@ static tk_status invalid_key(tk_error *err)
 	return tk_error_set(err, 401, "invalid_tenant_key", NULL, "the tenant key is not valid");
 }
 
+bool tenant_cache_lookup(tenant_cache *c, const char *key, tk_tenant *out)
+{
+	if (key == NULL || key[0] == '\0')
+		return false;
+	size_t len = strlen(key);
+	if (!tk_apikey_is_well_formed(key, len))
+		return false;
+	unsigned char hash[TK_APIKEY_HASH_LEN];
+	tk_apikey_hash(key, len, hash);
+	return cache_get(c, hash, out);
+}
+
 tk_status tenant_cache_resolve(tenant_cache *c, db_conn *conn, tk_arena *arena, const char *key,
                                tk_tenant *out, tk_error *err)
 {

@@ -33,4 +33,8 @@ void tenant_cache_destroy(tenant_cache *cache);
 tk_status tenant_cache_resolve(tenant_cache *cache, db_conn *conn, tk_arena *arena, const char *key,
                                tk_tenant *out, tk_error *err) TK_MUST_CHECK;
 
+/* The cached tenant for key, without asking the database: false when the
+ * key is absent, malformed or not cached (then call tenant_cache_resolve). */
+bool tenant_cache_lookup(tenant_cache *cache, const char *key, tk_tenant *out);
+
 #endif

@@ -245,6 +245,12 @@ tk_status db_tx_receive(db_tx *tx, tk_error *err)
 	PGresult *commit = NULL;
 	tk_status st = TK_ERR;
 
+	/* In a batch PostgreSQL runs the transactions one after another: each
+	 * gets the full allowance from when its turn to be read comes. */
+	if (tx->batched)
+		tx->deadline_ms =
+		    monotonic_ms() + db_conn_statement_timeout_ms(tx->conn) + TX_REPLY_GRACE_MS;
+
 	/* Results arrive in the order sent. */
 	bool lost = false;
 	for (int i = 0; i < naux; i++) {

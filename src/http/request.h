@@ -78,6 +78,8 @@ typedef struct tk_request {
 	bool has_operator;
 	tk_operator op;
 
+	void *coalesced; /* server.c: the request's transaction while it waits in a batch */
+
 	const char *error_code; /* for the access log */
 	int status;             /* for the access log */
 } tk_request;

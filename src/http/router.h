@@ -31,10 +31,11 @@ typedef enum tk_body {
 typedef struct tk_route {
 	const char *method;
 	const char *pattern;
-	tk_handler handler;
-	tk_auth auth;       /* who may call it: a tenant key, an operator token */
-	tk_body body;       /* whether a JSON body is required, optional or refused */
-	tk_feature feature; /* the plan feature the tenant needs (403 otherwise) */
+	tk_handler handler;      /* NULL when tx is set */
+	tk_auth auth;            /* who may call it: a tenant key, an operator token */
+	tk_body body;            /* whether a JSON body is required, optional or refused */
+	tk_feature feature;      /* the plan feature the tenant needs (403 otherwise) */
+	const tk_tx_handler *tx; /* or: one read-only transaction (app.h) */
 } tk_route;
 
 /*

@@ -2,9 +2,14 @@
  * server.h - the HTTP server: libmicrohttpd workers fed by our listener.
  *
  * The listener (listener.h) accepts each connection and gives it to one of
- * `threads` workers, each a single-threaded libmicrohttpd daemon on epoll.
- * A worker runs a request to completion, holding one pooled database
- * connection while it does, so a request's transaction needs no locking.
+ * `threads` workers, each a thread running its own libmicrohttpd daemon on
+ * epoll.  A worker runs a request to completion, holding one pooled
+ * database connection while it does, so a request's transaction needs no
+ * locking.  The lead reads are the exception that makes the server fast:
+ * their transactions (one per request, each with its own tenant context)
+ * wait until the worker has read every request that arrived together, and
+ * then go to PostgreSQL in one pipeline on one connection (server.c,
+ * flush_batch).
  * The server enforces its own limits on connections (total and per IP, in
  * the listener), inactivity, header bytes, body bytes and query parameters,
  * answers every rejection with the JSON error shape, and writes one

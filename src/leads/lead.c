@@ -113,28 +113,40 @@ tk_status lead_create(tk_app *app, tk_request *req, db_conn *conn, tk_response *
 	return st;
 }
 
-tk_status lead_get(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err)
+/* Queues a statement whose parameters live in the request arena. */
+static tk_status add_stmt(db_tx *tx, const char *sql, int nparams, const char *const *params,
+                          tk_error *err)
 {
-	(void)app;
-	char id[TK_UUID_LEN + 1];
+	if (db_tx_add(tx, sql, nparams, params) < 0)
+		return tk_error_set(err, 500, "internal_error", NULL, "an internal error occurred");
+	return TK_OK;
+}
+
+static tk_status get_prepare(tk_request *req, db_tx *tx, void **state, tk_error *err)
+{
+	(void)state;
+	char *id = tk_arena_alloc(req->arena, TK_UUID_LEN + 1);
 	if (path_lead_id(req, id, err) != TK_OK ||
 	    tk_request_check_params(req, no_params, err) != TK_OK)
 		return TK_ERR;
-	const char *sql = lead_sql_get(req->arena);
-	const char *params[] = {req->tenant.id, id};
-	db_tx *tx = context_tx(req, conn);
-	int q = db_tx_add(tx, sql, 2, params);
-	tk_status st = db_tx_run(tx, err);
-	if (st == TK_OK) {
-		PGresult *r = db_tx_result(tx, q);
-		if (PQntuples(r) == 1)
-			respond_lead(req, res, 200, r);
-		else
-			st = lead_not_found(err);
-	}
-	db_tx_clear(tx);
-	return st;
+	const char **params = tk_arena_alloc(req->arena, 2 * sizeof *params);
+	params[0] = req->tenant.id;
+	params[1] = id;
+	return add_stmt(tx, lead_sql_get(req->arena), 2, params, err);
 }
+
+static tk_status get_render(tk_request *req, db_tx *tx, void *state, tk_response *res,
+                            tk_error *err)
+{
+	(void)state;
+	PGresult *r = db_tx_result(tx, 0);
+	if (PQntuples(r) != 1)
+		return lead_not_found(err);
+	respond_lead(req, res, 200, r);
+	return TK_OK;
+}
+
+const tk_tx_handler lead_get_tx = {get_prepare, get_render};
 
 /* If-Match: "*", "<n>", "\"<n>\"" or W/"<n>".  Sets *version to -1 for "*"/absent. */
 static tk_status parse_if_match(const char *h, long *version, tk_error *err)
@@ -265,19 +277,24 @@ const char lead_sql_stats[] =
     " round((avg(extract(epoch FROM now() - status_changed_at)) / 86400)::numeric, 1)"
     " AS avg_days FROM leads WHERE tenant_id = $1 GROUP BY status) s ON s.status = v.status";
 
-tk_status lead_stats(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err)
+static tk_status stats_prepare(tk_request *req, db_tx *tx, void **state, tk_error *err)
 {
-	(void)app;
+	(void)state;
 	if (tk_request_check_params(req, no_params, err) != TK_OK)
 		return TK_ERR;
-	const char *params[] = {req->tenant.id};
-	db_tx *tx = context_tx(req, conn);
-	int q = db_tx_add(tx, lead_sql_stats, 1, params);
-	tk_status st = db_tx_run(tx, err);
-	if (st == TK_OK) {
-		PGresult *r = db_tx_result(tx, q);
-		tk_response_json(req, res, 200, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-	}
-	db_tx_clear(tx);
-	return st;
+	const char **params = tk_arena_alloc(req->arena, sizeof *params);
+	params[0] = req->tenant.id;
+	return add_stmt(tx, lead_sql_stats, 1, params, err);
 }
+
+static tk_status stats_render(tk_request *req, db_tx *tx, void *state, tk_response *res,
+                              tk_error *err)
+{
+	(void)state;
+	(void)err;
+	PGresult *r = db_tx_result(tx, 0);
+	tk_response_json(req, res, 200, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+	return TK_OK;
+}
+
+const tk_tx_handler lead_stats_tx = {stats_prepare, stats_render};

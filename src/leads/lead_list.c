@@ -323,23 +323,28 @@ static void respond_cursor_page(tk_request *req, const lead_list_plan *plan, PGr
 	tk_buf_free(&body);
 }
 
-tk_status lead_list(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err)
+static tk_status list_prepare(tk_request *req, db_tx *tx, void **state, tk_error *err)
 {
-	(void)app;
-	lead_list_plan plan;
-	if (lead_list_plan_build(req, &plan, err) != TK_OK)
+	lead_list_plan *plan = tk_arena_calloc(req->arena, 1, sizeof *plan);
+	if (lead_list_plan_build(req, plan, err) != TK_OK)
 		return TK_ERR;
-	db_tx *tx = context_tx(req, conn);
-	int q = db_tx_add(tx, plan.sql, plan.nparams, plan.params);
-	tk_status st = db_tx_run(tx, err);
-	if (st == TK_OK) {
-		PGresult *r = db_tx_result(tx, q);
-		if (plan.by_cursor)
-			respond_cursor_page(req, &plan, r, res);
-		else
-			tk_response_json(req, res, 200, PQgetvalue(r, 0, 0),
-			                 (size_t)PQgetlength(r, 0, 0));
-	}
-	db_tx_clear(tx);
-	return st;
+	*state = plan;
+	if (db_tx_add(tx, plan->sql, plan->nparams, plan->params) < 0)
+		return tk_error_set(err, 500, "internal_error", NULL, "an internal error occurred");
+	return TK_OK;
 }
+
+static tk_status list_render(tk_request *req, db_tx *tx, void *state, tk_response *res,
+                             tk_error *err)
+{
+	(void)err;
+	const lead_list_plan *plan = state;
+	PGresult *r = db_tx_result(tx, 0);
+	if (plan->by_cursor)
+		respond_cursor_page(req, plan, r, res);
+	else
+		tk_response_json(req, res, 200, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+	return TK_OK;
+}
+
+const tk_tx_handler lead_list_tx = {list_prepare, list_render};

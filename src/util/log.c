@@ -119,5 +119,9 @@ void tk_log_request(const tk_request_log *e)
 	put_fraction3(&b, us);
 	if (e->error_code)
 		log_field(&b, "error", e->error_code);
+	if (e->batch > 0) {
+		tk_buf_puts(&b, ",\"batch\":");
+		put_uint(&b, (unsigned long long)e->batch);
+	}
 	log_write(&b);
 }

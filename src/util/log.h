@@ -33,6 +33,7 @@ typedef struct tk_request_log {
 	int status;
 	double duration_ms;
 	const char *error_code; /* NULL on success */
+	int batch;              /* > 0: transactions in the pipeline this one went in */
 } tk_request_log;
 
 void tk_log_request(const tk_request_log *entry);

@@ -67,6 +67,7 @@ static void test_fields_and_number_formats(void **state)
 		                    "b0000000-0000-4000-8000-000000000001");
 		assert_int_equal(json_integer_value(json_object_get(j, "status")), 200);
 		assert_null(json_object_get(j, "error"));
+		assert_null(json_object_get(j, "batch")); /* only for batched reads */
 		/* The number as written: read it back as text via a real JSON number. */
 		json_t *d = json_object_get(j, "durationMs");
 		assert_true(json_is_real(d));
@@ -106,11 +107,29 @@ static void test_timestamp_status_and_error(void **state)
 	json_decref(j);
 }
 
+/* A read sent in a pipeline with others says how many: "batch":N. */
+static void test_batch_size(void **state)
+{
+	(void)state;
+	tk_request_log e = {.request_id = "r",
+	                    .tenant_id = "b0000000-0000-4000-8000-000000000001",
+	                    .method = "GET",
+	                    .path = "/v1/leads/stats",
+	                    .status = 200,
+	                    .duration_ms = 0.5,
+	                    .batch = 13};
+	json_t *j = logged(&e);
+	assert_int_equal(json_integer_value(json_object_get(j, "batch")), 13);
+	assert_int_equal(json_integer_value(json_object_get(j, "status")), 200);
+	json_decref(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fields_and_number_formats),
 	    cmocka_unit_test(test_timestamp_status_and_error),
+	    cmocka_unit_test(test_batch_size),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
