@@ -355,7 +355,10 @@ const char *db_conn_statement_lookup(db_conn *c, const char *sql, unsigned long 
 {
 	for (int i = 0; i < c->nstmts; i++) {
 		stmt_entry *e = &c->stmts[i];
-		if (e->hash == hash && e->prepared && strcmp(e->sql, sql) == 0)
+		/* A name reserved but not yet settled was sent earlier in the
+		 * same pipeline (a batch): its Parse runs first, and if it
+		 * fails everything after it is skipped. */
+		if (e->hash == hash && strcmp(e->sql, sql) == 0)
 			return e->name;
 	}
 	return NULL;

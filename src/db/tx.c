@@ -32,11 +32,10 @@ struct db_tx {
 	const char *user_role;
 	bool has_user;
 	bool connection_lost;
-	bool own_sync;    /* sent with its own Sync (not the batch's last) */
-	bool skipped;     /* a batch's earlier failure skipped it: it never ran */
-	bool batched;     /* another transaction may follow in the pipeline */
-	char sqlstate[6]; /* of the first failure */
-	int naux;         /* BEGIN and SET LOCALs sent before the statements */
+	bool own_sync; /* sent with its own Sync (not the batch's last) */
+	bool skipped;  /* a batch's earlier failure skipped it: it never ran */
+	bool batched;  /* another transaction may follow in the pipeline */
+	int naux;      /* BEGIN and SET LOCALs sent before the statements */
 	int nstmts;
 	tx_stmt stmts[DB_TX_MAX_STATEMENTS];
 };
@@ -181,7 +180,7 @@ void db_tx_bind(db_tx *tx, db_conn *conn)
 	tx->conn = conn;
 }
 
-bool db_tx_send(db_tx *tx, bool sync)
+tk_status db_tx_send(db_tx *tx, bool sync)
 {
 	PGconn *pg = db_conn_pg(tx->conn);
 	bool pgbouncer = db_conn_unnamed_statements(tx->conn);
@@ -189,8 +188,10 @@ bool db_tx_send(db_tx *tx, bool sync)
 	char set_timeout[64];
 
 	tx->naux = 0;
+	for (int i = 0; i < tx->nstmts; i++)
+		tx->stmts[i].prepare_name = NULL; /* any earlier were settled or abandoned */
 	if (PQstatus(pg) != CONNECTION_OK)
-		return false;
+		return TK_ERR;
 	tx->deadline_ms =
 	    monotonic_ms() + db_conn_statement_timeout_ms(tx->conn) + TX_REPLY_GRACE_MS;
 	bool sent = send_control(tx, pg, DB_STMT_BEGIN, "BEGIN");
@@ -222,14 +223,31 @@ bool db_tx_send(db_tx *tx, bool sync)
 	sent = sent && send_control(tx, pg, DB_STMT_COMMIT, "COMMIT") &&
 	       (!sync || PQpipelineSync(pg) == 1);
 	tx->own_sync = sync;
-	if (!sent)
+	if (!sent) {
 		log_error("sending a transaction failed: %s", PQerrorMessage(pg));
-	return sent;
+		return TK_ERR;
+	}
+	return TK_OK;
+}
+
+void db_tx_allow_batch(db_tx *tx, int ntx)
+{
+	tx->deadline_ms = monotonic_ms() + (long long)ntx * db_conn_statement_timeout_ms(tx->conn) +
+	                  TX_REPLY_GRACE_MS;
+}
+
+void db_tx_abandon(db_tx *tx)
+{
+	for (int i = 0; i < tx->nstmts; i++)
+		if (tx->stmts[i].prepare_name) {
+			db_conn_statement_settle(tx->conn, tx->stmts[i].prepare_name, false);
+			tx->stmts[i].prepare_name = NULL;
+		}
 }
 
 tk_status db_tx_run(db_tx *tx, tk_error *err)
 {
-	if (!db_tx_send(tx, true)) {
+	if (db_tx_send(tx, true) != TK_OK) {
 		set_unavailable(tx, err);
 		return TK_ERR;
 	}
@@ -244,12 +262,6 @@ tk_status db_tx_receive(db_tx *tx, tk_error *err)
 	PGresult *first_error = NULL;
 	PGresult *commit = NULL;
 	tk_status st = TK_ERR;
-
-	/* In a batch PostgreSQL runs the transactions one after another: each
-	 * gets the full allowance from when its turn to be read comes. */
-	if (tx->batched)
-		tx->deadline_ms =
-		    monotonic_ms() + db_conn_statement_timeout_ms(tx->conn) + TX_REPLY_GRACE_MS;
 
 	/* Results arrive in the order sent. */
 	bool lost = false;
@@ -317,7 +329,6 @@ tk_status db_tx_receive(db_tx *tx, tk_error *err)
 		tx->skipped = false;
 	if (first_error) {
 		const char *state = PQresultErrorField(first_error, PG_DIAG_SQLSTATE);
-		snprintf(tx->sqlstate, sizeof tx->sqlstate, "%s", state ? state : "");
 		const char *constraint = PQresultErrorField(first_error, PG_DIAG_CONSTRAINT_NAME);
 		if (state == NULL || strncmp(state, "08", 2) == 0 ||
 		    strncmp(state, "57P", 3) == 0) {
@@ -370,7 +381,6 @@ void db_tx_forget_results(db_tx *tx)
 	}
 	tx->connection_lost = false;
 	tx->skipped = false;
-	tx->sqlstate[0] = '\0';
 }
 
 bool db_tx_skipped(const db_tx *tx)
@@ -381,11 +391,6 @@ bool db_tx_skipped(const db_tx *tx)
 void db_tx_set_batched(db_tx *tx, bool batched)
 {
 	tx->batched = batched;
-}
-
-const char *db_tx_sqlstate(const db_tx *tx)
-{
-	return tx->sqlstate;
 }
 
 void db_tx_clear(db_tx *tx)

@@ -11,7 +11,9 @@
  *     COMMIT
  *     Sync
  *
- * and then reads every result.  The tenant UUID is one the server resolved
+ * and then reads every result.  (Batched reads, server.c, put several such
+ * transactions in one pipeline with the Sync after the last; see below.)
+ * The tenant UUID is one the server resolved
  * and validated itself; it is never client text.  Because the context is
  * SET LOCAL it ends with the transaction: a pooled connection cannot carry
  * one tenant's context into another's request.
@@ -45,7 +47,7 @@ void db_tx_set_tenant(db_tx *tx, const char *tenant_uuid);
 void db_tx_set_user(db_tx *tx, const char *user_uuid, const char *role);
 /*
  * Queues a statement; returns its index for db_tx_result.  sql and values are
- * borrowed until db_tx_run returns (values may be NULL for SQL NULL).
+ * borrowed until its results are read (values may be NULL for SQL NULL).
  * At most DB_TX_MAX_STATEMENTS statements of DB_TX_MAX_PARAMS parameters.
  */
 int db_tx_add(db_tx *tx, const char *sql, int nparams, const char *const *values);
@@ -64,14 +66,20 @@ tk_status db_tx_run(db_tx *tx, tk_error *err) TK_MUST_CHECK;
  */
 void db_tx_bind(db_tx *tx, db_conn *conn);
 void db_tx_set_batched(db_tx *tx, bool batched);
-bool db_tx_send(db_tx *tx, bool sync);
+tk_status db_tx_send(db_tx *tx, bool sync) TK_MUST_CHECK;
+/* How long to wait for a batched tx's results, from now, when ntx were
+ * sent in its pipeline: PostgreSQL holds a pipeline's results until its
+ * Sync, so the first answer comes only when the last transaction has run.
+ * (db_tx_send allows one transaction's statement_timeout plus a grace.) */
+void db_tx_allow_batch(db_tx *tx, int ntx);
+/* For a tx that was sent but whose results will never be read (its
+ * connection is lost): forgets the statement names it reserved there. */
+void db_tx_abandon(db_tx *tx);
 /* The batch's earlier failure skipped this tx: it never ran. */
 bool db_tx_skipped(const db_tx *tx);
 tk_status db_tx_receive(db_tx *tx, tk_error *err) TK_MUST_CHECK;
 /* Drops the results of a batched tx that must be sent again; keeps its statements. */
 void db_tx_forget_results(db_tx *tx);
-/* SQLSTATE of the last failure ("" if none or the connection was lost). */
-const char *db_tx_sqlstate(const db_tx *tx);
 /* The result of statement idx (borrowed; valid until db_tx_clear). */
 PGresult *db_tx_result(db_tx *tx, int idx);
 /* Whether the last failure was a lost connection (safe to retry reads). */

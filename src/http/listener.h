@@ -12,10 +12,11 @@
  * under the total and per-IP limits and gives it to the least-loaded worker.
  *
  * A connection counts against the limits from its hand-off until the owner
- * calls tk_listener_release (libmicrohttpd's close notification).  One gap:
- * libmicrohttpd sends no close notification for a connection it took from
- * MHD_add_connection but failed to start on its worker's thread (its 32 KiB
- * memory pool could not be allocated); that connection stays counted.
+ * calls tk_listener_release: on libmicrohttpd's close notification, or when
+ * the worker could not take it.  The workers call MHD_add_connection on
+ * their own thread (server.c), where libmicrohttpd starts the connection
+ * before it returns, so a connection it fails to start (no memory for its
+ * 32 KiB pool) is reported and released, not left counted.
  *
  * At the total limit the listener stops accepting and lets the kernel's
  * backlog hold new clients until a connection closes; a client over the
@@ -40,7 +41,8 @@ typedef struct tk_listener_config {
 } tk_listener_config;
 
 /* Gives fd (owned by the callee from now on, closed by it even on failure)
- * to worker `worker`.  Called on the listener's thread. */
+ * to worker `worker`.  Called on the listener's thread; the callee may
+ * queue it for the worker's thread and release it there on failure. */
 typedef tk_status (*tk_listener_handoff)(void *cls, unsigned worker, int fd,
                                          const struct sockaddr *addr, socklen_t addrlen);
 

@@ -92,6 +92,7 @@ typedef struct server_worker {
 	size_t nincoming, incoming_cap;
 
 	/* The worker thread's own. */
+	bool adding_started; /* MHD_add_connection got as far as STARTED */
 	tk_request *batch[SERVER_BATCH_MAX];
 	int nbatch;
 } server_worker;
@@ -600,9 +601,11 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
                           enum MHD_ConnectionNotificationCode toe)
 {
 	(void)socket_context;
+	server_worker *worker = cls;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+		worker->adding_started = true;
 	if (toe != MHD_CONNECTION_NOTIFY_CLOSED)
 		return;
-	server_worker *worker = cls;
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	tk_listener_release(worker->server->listener, worker->index,
@@ -659,13 +662,15 @@ static void flush_batch(server_worker *w)
 			db_tx_forget_results(c->tx);
 			db_tx_bind(c->tx, conn);
 			db_tx_set_batched(c->tx, true);
-			if (!db_tx_send(c->tx, nsent == ntodo - 1))
+			if (db_tx_send(c->tx, nsent == ntodo - 1) != TK_OK)
 				break;
 		}
 		if (nsent < ntodo) {
 			nsent = 0; /* no Sync went out: nothing will answer */
 			db_conn_mark_broken(conn);
 		}
+		for (int k = 0; k < nsent; k++)
+			db_tx_allow_batch(((coalesced *)todo[k]->coalesced)->tx, nsent);
 
 		tk_request *again[SERVER_BATCH_MAX];
 		int nagain = 0;
@@ -693,8 +698,10 @@ static void flush_batch(server_worker *w)
 		/* Whatever was not answered on a lost connection. */
 		tk_request *lost_reqs[SERVER_BATCH_MAX];
 		int nlost = 0;
-		for (; i < ntodo; i++)
+		for (; i < ntodo; i++) {
+			db_tx_abandon(((coalesced *)todo[i]->coalesced)->tx);
 			lost_reqs[nlost++] = todo[i];
+		}
 		db_pool_release(pool, conn); /* rolls back an aborted transaction */
 
 		if (nlost > 0) {
@@ -732,12 +739,15 @@ static void take_incoming(server_worker *w)
 	pthread_mutex_unlock(&w->lock);
 	for (size_t i = 0; i < count; i++) {
 		incoming_conn *ic = &list[i];
+		w->adding_started = false;
 		if (MHD_add_connection(w->daemon, ic->fd, (struct sockaddr *)&ic->addr,
 		                       ic->addrlen) != MHD_YES) {
-			/* libmicrohttpd has closed the socket. */
+			/* libmicrohttpd has closed the socket.  If it had started
+			 * the connection, its close notification released it. */
 			log_warn("http: worker %u could not take a new connection", w->index);
-			tk_listener_release(w->server->listener, w->index,
-			                    (struct sockaddr *)&ic->addr);
+			if (!w->adding_started)
+				tk_listener_release(w->server->listener, w->index,
+				                    (struct sockaddr *)&ic->addr);
 		}
 	}
 	free(list);
@@ -910,6 +920,9 @@ tk_server *tk_server_start(tk_app *app)
 		w->epoll_fd = w->wake_fd = -1;
 		atomic_init(&w->stopping, false);
 		pthread_mutex_init(&w->lock, NULL);
+	}
+	for (unsigned i = 0; i < srv->n_workers; i++) {
+		server_worker *w = &srv->workers[i];
 		w->daemon = MHD_start_daemon(
 		    flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
 		    NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(2 * cfg->max_connections),

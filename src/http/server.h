@@ -7,9 +7,9 @@
  * database connection while it does, so a request's transaction needs no
  * locking.  The lead reads are the exception that makes the server fast:
  * their transactions (one per request, each with its own tenant context)
- * wait until the worker has read every request that arrived together, and
- * then go to PostgreSQL in one pipeline on one connection (server.c,
- * flush_batch).
+ * wait until the worker's libmicrohttpd run has read every request that
+ * was ready, and then go to PostgreSQL in one pipeline on one connection
+ * (server.c, flush_batch).
  * The server enforces its own limits on connections (total and per IP, in
  * the listener), inactivity, header bytes, body bytes and query parameters,
  * answers every rejection with the JSON error shape, and writes one
