@@ -11,7 +11,9 @@
  * After a failed connect, further connects are refused for a backoff that
  * doubles with each consecutive failure (100 ms to 2 s), so a PostgreSQL
  * outage costs requests a fast 503, not a pile-up, and recovery is noticed
- * within about 2 s of PostgreSQL coming back.
+ * within about 2 s of PostgreSQL coming back.  A connection idle for 50 ms
+ * or more is checked (one non-blocking poll) before it is handed out, so
+ * one that PostgreSQL closed while idle is replaced, not failed on.
  *
  * Thread-safe.  The pool owns its connections; an acquired db_conn is
  * borrowed by the caller until db_pool_release.

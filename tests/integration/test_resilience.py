@@ -164,3 +164,40 @@ def sigterm_finishes_in_flight_writes_and_loses_none(ctx):
     missing = set(acknowledged) - stored
     assert not missing, "acknowledged but not stored: %r" % list(missing)[:5]
     assert len(stored) == len(acknowledged), (len(stored), len(acknowledged))
+
+
+@test
+def idle_connections_postgres_closed_are_replaced_without_an_error(ctx):
+    """A pooled connection idle for 50 ms or more is checked before it is
+    handed out (only recently used ones skip the check), so connections that
+    PostgreSQL closed while idle cost no request a 503: reads and writes go
+    through on fresh connections, each write exactly once."""
+    import psycopg2
+    t = ctx.new_tenant()
+    lead = ctx.http("POST", "/v1/leads", key=t.key, body={"name": "Before"}).json
+    srv = Server(ctx, ["--pool-size", "2", "--threads", "2"])
+    try:
+        for _ in range(4):
+            assert ctx.http("GET", "/v1/leads/" + lead["id"], key=t.key,
+                            port=srv.port).status == 200
+        killer = psycopg2.connect(host=ctx.socket_dir, dbname="tekup", user="postgres")
+        killer.autocommit = True
+        cur = killer.cursor()
+        cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE usename = 'tekup_app' AND state = 'idle'")
+        killed = cur.fetchone()[0]
+        killer.close()
+        assert killed >= 1, "no idle request connection to close"
+        time.sleep(0.3)
+        for i in range(6):  # a write first: it is not retried, so it must not fail
+            w = ctx.http("POST", "/v1/leads", key=t.key, port=srv.port,
+                         body={"name": "after %d" % i})
+            assert w.status == 201, w
+            r = ctx.http("GET", "/v1/leads/" + lead["id"], key=t.key, port=srv.port)
+            assert r.status == 200, r
+        assert ctx.count_leads(t.id) == 7
+    finally:
+        rc = srv.stop()
+    out = srv.output()
+    assert rc == 0, out[-3000:]
+    assert "replacing a database connection the server closed" in out, out[-3000:]
