@@ -90,6 +90,7 @@ typedef struct server_worker {
 	pthread_mutex_t lock; /* guards incoming */
 	incoming_conn *incoming;
 	size_t nincoming, incoming_cap;
+	atomic_bool has_incoming; /* set with incoming, for a look without the lock */
 
 	/* The worker thread's own. */
 	bool adding_started; /* MHD_add_connection got as far as STARTED */
@@ -736,6 +737,7 @@ static void take_incoming(server_worker *w)
 	size_t count = w->nincoming;
 	w->incoming = NULL;
 	w->nincoming = w->incoming_cap = 0;
+	atomic_store(&w->has_incoming, false);
 	pthread_mutex_unlock(&w->lock);
 	for (size_t i = 0; i < count; i++) {
 		incoming_conn *ic = &list[i];
@@ -753,12 +755,16 @@ static void take_incoming(server_worker *w)
 	free(list);
 }
 
+/* How long the worker may sleep: until libmicrohttpd's next timeout or
+ * until its deferred access lines are due, whichever comes first. */
 static int worker_timeout_ms(server_worker *w)
 {
 	MHD_UNSIGNED_LONG_LONG t;
-	if (MHD_get_timeout(w->daemon, &t) != MHD_YES)
-		return -1;
-	return t > 60000 ? 60000 : (int)t;
+	int ms = MHD_get_timeout(w->daemon, &t) != MHD_YES ? -1 : t > 60000 ? 60000 : (int)t;
+	int log_due = tk_log_flush_due_ms();
+	if (log_due >= 0 && (ms < 0 || log_due < ms))
+		ms = log_due;
+	return ms;
 }
 
 /*
@@ -773,10 +779,22 @@ static void *worker_main(void *arg)
 {
 	server_worker *w = arg;
 	current_worker = w;
+	tk_log_defer_requests();
 	time_t last_error_log = 0;
 	while (!atomic_load(&w->stopping)) {
+		if (tk_log_flush_due_ms() == 0)
+			tk_log_flush();
+		if (w->nbatch > 0) {
+			/* A batch is ready: no wait, and no epoll_wait either (its
+			 * only news would be a hand-over, which the flag tells). */
+			if (atomic_load(&w->has_incoming))
+				take_incoming(w);
+			flush_batch(w);
+			MHD_run(w->daemon);
+			continue;
+		}
 		struct epoll_event ev[2];
-		int n = epoll_wait(w->epoll_fd, ev, 2, w->nbatch > 0 ? 0 : worker_timeout_ms(w));
+		int n = epoll_wait(w->epoll_fd, ev, 2, worker_timeout_ms(w));
 		if (n < 0 && errno != EINTR) {
 			time_t now = time(NULL);
 			if (now != last_error_log) {
@@ -790,13 +808,12 @@ static void *worker_main(void *arg)
 		for (int i = 0; i < n; i++)
 			if (ev[i].data.fd == w->wake_fd)
 				take_incoming(w);
-		if (w->nbatch > 0)
-			flush_batch(w);
 		MHD_run(w->daemon);
 	}
 	/* Stopping: requests read in the last run are not answered;
 	 * MHD_stop_daemon closes their connections. */
 	w->nbatch = 0;
+	tk_log_end_deferring();
 	return NULL;
 }
 
@@ -816,6 +833,7 @@ static tk_status handoff(void *cls, unsigned worker, int fd, const struct sockad
 	memset(&ic->addr, 0, sizeof ic->addr);
 	memcpy(&ic->addr, addr, addrlen < sizeof ic->addr ? addrlen : sizeof ic->addr);
 	ic->addrlen = addrlen;
+	atomic_store(&w->has_incoming, true);
 	pthread_mutex_unlock(&w->lock);
 	uint64_t one = 1;
 	ssize_t n = write(w->wake_fd, &one, sizeof one);

@@ -4,6 +4,7 @@
 #include "util/log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <sys/time.h>
 #include <time.h>
@@ -11,7 +12,18 @@
 
 #include "util/buf.h"
 
+/* Deferred access lines are written together, at most this many bytes per
+ * write: a write to a pipe up to PIPE_BUF is atomic, so other threads'
+ * lines never land inside the batch. */
+#define LOG_DEFER_MAX_BYTES 4096
+#define LOG_DEFER_MAX_MS    5
+
 static tk_log_level min_level = TK_LOG_INFO;
+
+/* A thread that called tk_log_defer_requests: its access lines not written yet. */
+static __thread bool deferring;
+static __thread tk_buf deferred;
+static __thread struct timespec deferred_since;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void tk_log_set_level(tk_log_level level)
@@ -59,10 +71,70 @@ static void log_timestamp(tk_buf *b)
 	tk_buf_puts(b, "Z\"");
 }
 
+static void write_all(const char *data, size_t len)
+{
+	ssize_t TK_UNUSED n = write(STDERR_FILENO, data, len);
+}
+
+void tk_log_flush(void)
+{
+	if (deferred.len == 0)
+		return;
+	write_all(deferred.data, deferred.len);
+	tk_buf_reset(&deferred);
+}
+
+/* Ends the line in b and writes it, after this thread's deferred lines so
+ * that the order holds; one write for both when they fit. */
 static void log_write(tk_buf *b)
 {
 	tk_buf_puts(b, "}\n");
-	ssize_t TK_UNUSED n = write(STDERR_FILENO, b->data, b->len);
+	if (deferred.len > 0 && deferred.len + b->len <= LOG_DEFER_MAX_BYTES) {
+		tk_buf_append(&deferred, b->data, b->len);
+		tk_log_flush();
+	} else {
+		tk_log_flush();
+		write_all(b->data, b->len);
+	}
+	tk_buf_free(b);
+}
+
+void tk_log_defer_requests(void)
+{
+	deferring = true;
+}
+
+void tk_log_end_deferring(void)
+{
+	tk_log_flush();
+	tk_buf_free(&deferred);
+	deferring = false;
+}
+
+int tk_log_flush_due_ms(void)
+{
+	if (deferred.len == 0)
+		return -1;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	long long waited = (long long)(now.tv_sec - deferred_since.tv_sec) * 1000 +
+	                   (now.tv_nsec - deferred_since.tv_nsec) / 1000000;
+	return waited >= LOG_DEFER_MAX_MS ? 0 : (int)(LOG_DEFER_MAX_MS - waited);
+}
+
+/* An access line: written now, or kept with this thread's deferred ones. */
+static void log_write_request(tk_buf *b)
+{
+	if (!deferring) {
+		log_write(b);
+		return;
+	}
+	tk_buf_puts(b, "}\n");
+	if (deferred.len + b->len > LOG_DEFER_MAX_BYTES)
+		tk_log_flush();
+	if (deferred.len == 0)
+		clock_gettime(CLOCK_MONOTONIC, &deferred_since);
+	tk_buf_append(&deferred, b->data, b->len);
 	tk_buf_free(b);
 }
 
@@ -123,5 +195,5 @@ void tk_log_request(const tk_request_log *e)
 		tk_buf_puts(&b, ",\"batch\":");
 		put_uint(&b, (unsigned long long)e->batch);
 	}
-	log_write(&b);
+	log_write_request(&b);
 }

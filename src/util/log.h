@@ -4,6 +4,13 @@
  * Lines are written with a single write(2) so concurrent threads never
  * interleave within a line.  tk_log_request is the access log line the
  * server emits once per request.
+ *
+ * A thread that serves many requests may defer its access lines: they are
+ * kept (at most 4 KiB, so one write to a pipe stays atomic) and written
+ * together, which saves a write(2) per request.  Such a thread calls
+ * tk_log_flush once tk_log_flush_due_ms says 0 (a line has waited 5 ms)
+ * and tk_log_end_deferring before it exits; any other line it logs first writes the deferred
+ * ones, so its lines stay in order.
  */
 #ifndef TK_LOG_H
 #define TK_LOG_H
@@ -37,5 +44,16 @@ typedef struct tk_request_log {
 } tk_request_log;
 
 void tk_log_request(const tk_request_log *entry);
+
+/* From now on, this thread's access lines are deferred. */
+void tk_log_defer_requests(void);
+/* Milliseconds until this thread's deferred lines are due (0: now), or -1
+ * when there are none. */
+int tk_log_flush_due_ms(void);
+/* Writes this thread's deferred lines. */
+void tk_log_flush(void);
+/* Writes them and stops deferring (a deferring thread calls it before it
+ * exits). */
+void tk_log_end_deferring(void);
 
 #endif

@@ -27,6 +27,7 @@ the access log (issue 2, sections 2, 3, 9 and 10).
     status, durationMs; the API key never appears in the log.
 """
 import glob
+import http.client
 import hashlib
 import json
 import os
@@ -839,3 +840,41 @@ def access_log_has_one_json_line_per_request(ctx):
     assert t.key[3:] not in text
     for l in request_lines(text):
         check_line(l)
+
+
+@test
+def access_lines_held_back_are_written_when_idle_and_before_exit(ctx):
+    """A worker keeps its access lines for up to 5 ms and writes them
+    together (one write(2) for many requests).  They still appear promptly
+    when the server goes quiet, and SIGTERM writes what is held before the
+    process exits: no line is lost."""
+    t = ctx.new_tenant(sample_leads=1)
+    srv = harness.Server(ctx, ["--threads", "1"])
+    tag = uuid.uuid4().hex[:8]
+
+    def burst(prefix, n):
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        ids = []
+        for i in range(n):
+            rid = "%s-%s-%d" % (prefix, tag, i)
+            conn.request("GET", "/v1/leads/stats", headers={"X-Tenant-Key": t.key,
+                                                            "X-Request-ID": rid})
+            r = conn.getresponse()
+            r.read()
+            assert r.status == 200, r.status
+            ids.append(rid)
+        conn.close()
+        return ids
+
+    try:
+        quiet = burst("quiet", 30)
+        # No more traffic: the held lines are written anyway.
+        found = wait_for_log(srv.output, lambda l: l.get("requestId") == quiet[-1], timeout=2)
+        assert len(found) == 1, srv.output()[-2000:]
+        last = burst("last", 30)
+    finally:
+        rc = srv.stop()  # at once, while the last lines may still be held
+    out = srv.output()
+    assert rc == 0, out[-3000:]
+    logged = [l["requestId"] for l in request_lines(out)]
+    assert logged[-60:] == quiet + last, logged[-60:]

@@ -6,6 +6,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -124,12 +125,109 @@ static void test_batch_size(void **state)
 	json_decref(j);
 }
 
+/* Bytes written to the file behind fd so far. */
+static long file_size(FILE *f)
+{
+	fflush(f);
+	long here = ftell(f);
+	fseek(f, 0, SEEK_END);
+	long size = ftell(f);
+	fseek(f, here, SEEK_SET);
+	return size;
+}
+
+/* A deferring thread's access lines wait (up to 4 KiB, 5 ms); another line
+ * writes them first, so the order holds; ending the deferral writes the rest
+ * and later lines go straight out. */
+static void test_deferred_lines(void **state)
+{
+	(void)state;
+	FILE *tmp = tmpfile();
+	assert_non_null(tmp);
+	int saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	assert_true(dup2(fileno(tmp), STDERR_FILENO) >= 0);
+
+	tk_request_log e = {.method = "GET", .path = "/v1/leads", .status = 200};
+	assert_int_equal(tk_log_flush_due_ms(), -1);
+	tk_log_defer_requests();
+	char rid[32];
+	for (int i = 0; i < 3; i++) {
+		snprintf(rid, sizeof rid, "d%d", i);
+		e.request_id = rid;
+		tk_log_request(&e);
+	}
+	long held = file_size(tmp);
+	int due = tk_log_flush_due_ms();
+	assert_true(due >= 0 && due <= 5);
+	usleep(6000);
+	assert_int_equal(tk_log_flush_due_ms(), 0);
+	log_warn("after three requests");
+	long after_warn = file_size(tmp);
+
+	/* Many lines: written in pieces of at most 4 KiB, never all held. */
+	char path[300];
+	memset(path, 'p', sizeof path - 1);
+	path[0] = '/';
+	path[sizeof path - 1] = '\0';
+	e.path = path;
+	long written_before_end = 0;
+	for (int i = 3; i < 60; i++) {
+		snprintf(rid, sizeof rid, "d%d", i);
+		e.request_id = rid;
+		tk_log_request(&e);
+		written_before_end = file_size(tmp); /* grows while lines are held */
+	}
+	tk_log_end_deferring();
+	long all = file_size(tmp);
+	e.request_id = "straight";
+	tk_log_request(&e);
+	long straight = file_size(tmp);
+
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	assert_int_equal(held, 0);
+	assert_true(after_warn > 0);
+	assert_true(written_before_end > after_warn && written_before_end < all);
+	assert_true(all - written_before_end <= 4096);
+	assert_true(straight > all);
+
+	/* Every line complete and in order: d0..d59, the warning after d2. */
+	rewind(tmp);
+	char line[2048];
+	int next = 0;
+	bool warned = false;
+	while (fgets(line, sizeof line, tmp) != NULL) {
+		json_error_t jerr;
+		json_t *j = json_loads(line, 0, &jerr);
+		if (j == NULL)
+			fail_msg("not JSON (%s): %s", jerr.text, line);
+		const char *msg = json_string_value(json_object_get(j, "msg"));
+		const char *id = json_string_value(json_object_get(j, "requestId"));
+		if (strcmp(msg, "after three requests") == 0) {
+			assert_int_equal(next, 3);
+			warned = true;
+		} else if (next < 60) {
+			snprintf(rid, sizeof rid, "d%d", next++);
+			assert_string_equal(id, rid);
+		} else {
+			assert_string_equal(id, "straight");
+			next++;
+		}
+		json_decref(j);
+	}
+	fclose(tmp);
+	assert_true(warned);
+	assert_int_equal(next, 61);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fields_and_number_formats),
 	    cmocka_unit_test(test_timestamp_status_and_error),
 	    cmocka_unit_test(test_batch_size),
+	    cmocka_unit_test(test_deferred_lines),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
