@@ -886,13 +886,7 @@ static bool wait_database_or_clients(server_worker *w)
 		return false;
 	if (p[2].revents != 0)
 		take_incoming(w);
-	if (p[0].revents != 0) {
-		/* Read it now, or libpq would poll again before reading; a
-		 * failure shows in the results. */
-		(void)PQconsumeInput(pg);
-		return true;
-	}
-	return n == 0;
+	return n == 0 || p[0].revents != 0;
 }
 
 /*
