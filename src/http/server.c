@@ -10,8 +10,7 @@
  *                     or, for a read whose tenant key is cached (a
  *                     tk_tx_handler route): route -> limits -> prepare, and
  *                     the transaction waits in the worker's batch
- *   again, batched    once the batch is answered (receive_batch): the
- *                     rendered response
+ *   again, batched    after flush_batch: the rendered response
  *   completed         access log line, arena destroyed
  *
  * Each worker is one thread running its own libmicrohttpd daemon
@@ -30,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -57,13 +55,8 @@
  * client sees the 413 instead of a reset connection. */
 #define SERVER_DISCARD_MAX_BYTES (8 * 1024 * 1024)
 
-/* A worker takes at most this many requests into a batch; at most DEPTH
- * batches are on its connection at once, each ended by its own Sync.  A
- * batch re-sent after a failure or a lost connection may be larger, up to
- * everything the worker holds (SERVER_BATCH_CAP). */
-#define SERVER_BATCH_MAX      32
-#define SERVER_PIPELINE_DEPTH 4
-#define SERVER_BATCH_CAP      (SERVER_BATCH_MAX * (SERVER_PIPELINE_DEPTH + 1))
+/* At most this many requests' transactions go in one pipeline. */
+#define SERVER_BATCH_MAX 32
 
 /* A connection the listener handed over, waiting for its worker's thread. */
 typedef struct incoming_conn {
@@ -78,20 +71,11 @@ typedef struct coalesced {
 	const tk_tx_handler *handler;
 	void *state; /* prepare's, for render */
 	bool done;
-	bool sent;     /* on the worker's connection, results not read yet */
-	bool orphaned; /* its client left while sent: the batch frees it */
-	bool retried;  /* already re-sent once after a lost connection */
-	int batch;     /* transactions in the batch that answered it */
+	int batch; /* transactions in the pipeline that answered it */
 	tk_status st;
 	tk_response res;
 	tk_error err;
 } coalesced;
-
-/* A batch on the worker's connection, results not read yet. */
-typedef struct sent_batch {
-	tk_request *reqs[SERVER_BATCH_CAP];
-	int n;
-} sent_batch;
 
 typedef struct server_worker {
 	struct MHD_Daemon *daemon;
@@ -99,29 +83,20 @@ typedef struct server_worker {
 	unsigned index;
 	pthread_t thread;
 	bool thread_started;
-	int epoll_fd;     /* the daemon's epoll fd and wake_fd */
-	int mhd_epoll_fd; /* the daemon's own (owned by the daemon) */
-	int wake_fd;      /* eventfd: a connection was handed over, or stop */
+	int epoll_fd; /* the daemon's epoll fd and wake_fd */
+	int wake_fd;  /* eventfd: a connection was handed over, or stop */
 	atomic_bool stopping;
 
 	pthread_mutex_t lock; /* guards incoming */
 	incoming_conn *incoming;
 	size_t nincoming, incoming_cap;
+	atomic_bool has_incoming; /* set with incoming, for a look without the lock */
 
 	/* The worker thread's own. */
-	bool adding_started;                 /* MHD_add_connection got as far as STARTED */
-	tk_request *batch[SERVER_BATCH_CAP]; /* waiting to be sent */
+	bool adding_started; /* MHD_add_connection got as far as STARTED */
+	tk_request *batch[SERVER_BATCH_MAX];
 	int nbatch;
-	db_conn *conn;     /* held while batches are on it */
-	bool conn_aborted; /* a batch on conn failed: its transaction block is
-	                    * aborted until rolled back, so the batches behind it
-	                    * ran nothing and no more may follow */
-	sent_batch inflight[SERVER_PIPELINE_DEPTH]; /* ring, oldest first */
-	int inflight_first, ninflight;
-	int inflight_txs;
 } server_worker;
-
-static void drain_batches(server_worker *w);
 
 /* The worker whose thread this is (NULL on other threads). */
 static __thread server_worker *current_worker;
@@ -376,8 +351,7 @@ static bool coalesce(tk_server *srv, tk_request *req, const tk_route *route, con
                      const char *authorization, tk_status *st, tk_error *err)
 {
 	server_worker *w = current_worker;
-	if (w == NULL || w->nbatch >= SERVER_BATCH_MAX ||
-	    w->nbatch + w->inflight_txs >= SERVER_BATCH_CAP || route->auth != TK_AUTH_TENANT ||
+	if (w == NULL || w->nbatch >= SERVER_BATCH_MAX || route->auth != TK_AUTH_TENANT ||
 	    (authorization != NULL && authorization[0] != '\0'))
 		return false;
 	if (route->tx == NULL || !tenant_cache_lookup(srv->app->tenants, tenant_key, &req->tenant))
@@ -434,11 +408,6 @@ static tk_status dispatch(tk_server *srv, tk_request *req, tk_response *res, tk_
 	tk_status queued;
 	if (coalesce(srv, req, route, tenant_key, authorization, &queued, err))
 		return queued;
-	/* A transaction of its own: the worker's batches are read first and
-	 * their connection given back, so that a pool no larger than the
-	 * number of workers is never held up by this worker's own batches. */
-	if (current_worker != NULL)
-		drain_batches(current_worker);
 	db_pool *pool = route->auth == TK_AUTH_OPERATOR ? srv->app->operator_pool : srv->app->pool;
 	for (;;) {
 		db_conn *conn = NULL;
@@ -484,9 +453,9 @@ static enum MHD_Result respond(tk_server *srv, struct MHD_Connection *connection
 		err = *preset;
 		st = TK_ERR;
 	} else if (c != NULL) {
-		/* Batched: libmicrohttpd asks again on each of the worker's
-		 * runs until the batch is answered (worker_main), so no
-		 * suspend/resume (each costs two epoll_ctl calls). */
+		/* Batched: libmicrohttpd asks again on its next run, after the
+		 * worker has sent the batch (worker_main), so no suspend/resume
+		 * (each costs two epoll_ctl calls). */
 		if (!c->done)
 			return MHD_YES;
 		st = c->st;
@@ -577,32 +546,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 	return respond(srv, connection, req, NULL);
 }
 
-/*
- * A request that ends while it is batched (its client reset the
- * connection): if its transaction is not sent yet, it leaves the batch; if
- * it is on the database connection, the batch keeps its memory until the
- * results are read and frees it then (true).
- */
-static bool leave_batch(tk_request *req)
+/* A request that ends before its batch was sent leaves the batch: its
+ * arena is about to go.  libmicrohttpd 0.9.75 did not end a request between
+ * our handler's return and the flush in any test (clients that reset or
+ * half-close, test_coalescing.py); this keeps a later version that does
+ * from leaving a freed request in the batch. */
+static void leave_batch(tk_request *req)
 {
 	server_worker *w = current_worker;
 	coalesced *c = req->coalesced;
-	if (c == NULL || c->done)
-		return false;
-	if (c->sent) {
-		c->orphaned = true;
-		return true;
-	}
-	if (w == NULL)
-		return false;
+	if (w == NULL || c == NULL || c->done)
+		return;
 	for (int i = 0; i < w->nbatch; i++)
 		if (w->batch[i] == req) {
 			memmove(&w->batch[i], &w->batch[i + 1],
 			        (size_t)(w->nbatch - i - 1) * sizeof w->batch[0]);
 			w->nbatch--;
-			break;
+			return;
 		}
-	return false;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
@@ -628,9 +589,9 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
 	    .batch = req->coalesced ? ((coalesced *)req->coalesced)->batch : 0,
 	};
 	tk_log_request(&entry);
+	leave_batch(req);
 	tk_buf_free(&req->body);
-	if (!leave_batch(req))
-		tk_arena_destroy(req->arena);
+	tk_arena_destroy(req->arena);
 	*con_cls = NULL;
 	atomic_fetch_sub(&srv->in_flight, 1);
 }
@@ -652,17 +613,10 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
 	                    ci != NULL ? ci->client_addr : NULL);
 }
 
-/* Records a batched request's outcome (the response or the error); a
- * request whose client left while it was sent is freed instead. */
+/* Records a batched request's outcome (the response or the error). */
 static void batch_finish(tk_request *req, int batch, tk_status st, const tk_error *err)
 {
 	coalesced *c = req->coalesced;
-	c->sent = false;
-	if (c->orphaned) {
-		db_tx_clear(c->tx);
-		tk_arena_destroy(req->arena);
-		return;
-	}
 	c->batch = batch;
 	if (st == TK_OK)
 		st = c->handler->render(req, c->tx, c->state, &c->res, &c->err);
@@ -673,159 +627,102 @@ static void batch_finish(tk_request *req, int batch, tk_status st, const tk_erro
 	db_tx_clear(c->tx);
 }
 
-/* Queues a request to be sent (again) with the worker's next batch. */
-static void requeue(server_worker *w, tk_request *req)
-{
-	((coalesced *)req->coalesced)->sent = false;
-	w->batch[w->nbatch++] = req;
-}
-
-static sent_batch *inflight_at(server_worker *w, int k)
-{
-	return &w->inflight[(w->inflight_first + k) % SERVER_PIPELINE_DEPTH];
-}
-
-static void release_conn(server_worker *w)
-{
-	if (w->conn == NULL)
-		return;
-	db_pool_release(w->server->app->pool, w->conn); /* rolls back an aborted one */
-	w->conn = NULL;
-	w->conn_aborted = false;
-}
-
 /*
- * The connection is gone with transactions on it whose results were not
- * read (from the oldest batch's transaction `from` on): they are retried
- * once on a fresh connection, as a read on its own is, and answer 503 the
- * second time.
+ * Sends the transactions of the worker's batched requests on one pooled
+ * connection, each its own BEGIN ... COMMIT with its own tenant context,
+ * in one pipeline with one Sync at the end, and reads their results in
+ * order: one write and one round trip for the lot, and PostgreSQL runs them
+ * back to back without waiting on the network.  Each request's answer is
+ * rendered here and sent by libmicrohttpd on the worker's next run.
+ *
+ * A transaction that fails makes PostgreSQL skip everything after it up to
+ * the Sync; the skipped ones never ran and are sent again once the failed
+ * one is rolled back.  If the connection is lost, the reads not yet
+ * answered are retried once on a fresh connection, as a read on its own is.
  */
-static void lose_connection(server_worker *w, int from)
+static void flush_batch(server_worker *w)
 {
-	int nlost = 0;
-	for (int k = 0; k < w->ninflight; k++) {
-		sent_batch *b = inflight_at(w, k);
-		for (int i = k == 0 ? from : 0; i < b->n; i++) {
-			tk_request *req = b->reqs[i];
-			coalesced *c = req->coalesced;
-			db_tx_abandon(c->tx);
-			nlost++;
-			if (!c->retried && !c->orphaned) {
-				c->retried = true;
-				requeue(w, req);
+	db_pool *pool = w->server->app->pool;
+	tk_request *todo[SERVER_BATCH_MAX];
+	int ntodo = w->nbatch;
+	memcpy(todo, w->batch, (size_t)ntodo * sizeof *todo);
+	w->nbatch = 0;
+	bool may_retry_lost = true;
+
+	while (ntodo > 0) {
+		db_conn *conn = NULL;
+		tk_error perr = {0};
+		if (db_pool_acquire(pool, &conn, &perr) != TK_OK) {
+			for (int i = 0; i < ntodo; i++)
+				batch_finish(todo[i], 0, TK_ERR, &perr);
+			return;
+		}
+		int nsent = 0;
+		for (; nsent < ntodo; nsent++) {
+			coalesced *c = todo[nsent]->coalesced;
+			db_tx_forget_results(c->tx);
+			db_tx_bind(c->tx, conn);
+			db_tx_set_batched(c->tx, true);
+			if (db_tx_send(c->tx, nsent == ntodo - 1) != TK_OK)
+				break;
+		}
+		if (nsent < ntodo) {
+			nsent = 0; /* no Sync went out: nothing will answer */
+			db_conn_mark_broken(conn);
+		}
+		for (int k = 0; k < nsent; k++)
+			db_tx_allow_batch(((coalesced *)todo[k]->coalesced)->tx, nsent);
+
+		tk_request *again[SERVER_BATCH_MAX];
+		int nagain = 0;
+		bool lost = nsent < ntodo, failed = false;
+		int i = 0;
+		for (; i < nsent && !lost; i++) {
+			coalesced *c = todo[i]->coalesced;
+			tk_error e = {0};
+			tk_status st = db_tx_receive(c->tx, &e);
+			if (st == TK_OK) {
+				batch_finish(todo[i], nsent, st, NULL);
+			} else if (db_tx_connection_lost(c->tx)) {
+				lost = true;
+				break;
+			} else if (db_tx_skipped(c->tx) && failed) {
+				again[nagain++] = todo[i]; /* never ran: send again */
+				log_debug(
+				    "batch: a transaction skipped after an earlier one failed "
+				    "goes again");
+			} else {
+				failed = true;
+				batch_finish(todo[i], nsent, st, &e);
+			}
+		}
+		/* Whatever was not answered on a lost connection. */
+		tk_request *lost_reqs[SERVER_BATCH_MAX];
+		int nlost = 0;
+		for (; i < ntodo; i++) {
+			db_tx_abandon(((coalesced *)todo[i]->coalesced)->tx);
+			lost_reqs[nlost++] = todo[i];
+		}
+		db_pool_release(pool, conn); /* rolls back an aborted transaction */
+
+		if (nlost > 0) {
+			if (may_retry_lost) {
+				may_retry_lost = false;
+				log_info("retrying %d reads on a fresh database connection", nlost);
+				for (int k = 0; k < nlost; k++)
+					again[nagain++] = lost_reqs[k];
 			} else {
 				tk_error e = {0};
 				e.retry_after = 1;
 				tk_error_set(&e, 503, "database_unavailable", NULL,
 				             "the database is unavailable; retry shortly");
-				batch_finish(req, 0, TK_ERR, &e);
+				for (int k = 0; k < nlost; k++)
+					batch_finish(lost_reqs[k], 0, TK_ERR, &e);
 			}
 		}
+		memcpy(todo, again, (size_t)nagain * sizeof *todo);
+		ntodo = nagain;
 	}
-	w->ninflight = 0;
-	w->inflight_txs = 0;
-	release_conn(w);
-	log_info("database connection lost with %d reads on it; retrying them once", nlost);
-}
-
-/*
- * Sends the worker's waiting requests' transactions on its connection,
- * each its own BEGIN ... COMMIT with its own tenant context, with one Sync
- * after the last: one write for the lot, and PostgreSQL runs them back to
- * back.  The results are read later (receive_batch), in order, while the
- * worker goes on reading requests; those go in the next batch, which may
- * follow on the same connection before this one is answered.  Nothing is
- * sent while the pipeline is full or while a failed batch's aborted
- * transaction waits to be rolled back.
- */
-static void send_batch(server_worker *w)
-{
-	if (w->nbatch == 0 || w->ninflight == SERVER_PIPELINE_DEPTH || w->conn_aborted)
-		return;
-	if (w->conn == NULL) {
-		tk_error perr = {0};
-		if (db_pool_acquire(w->server->app->pool, &w->conn, &perr) != TK_OK) {
-			for (int i = 0; i < w->nbatch; i++)
-				batch_finish(w->batch[i], 0, TK_ERR, &perr);
-			w->nbatch = 0;
-			w->conn = NULL;
-			return;
-		}
-	}
-	sent_batch *b = inflight_at(w, w->ninflight);
-	b->n = w->nbatch;
-	memcpy(b->reqs, w->batch, (size_t)b->n * sizeof *b->reqs);
-	w->nbatch = 0;
-	w->ninflight++;
-	w->inflight_txs += b->n;
-	for (int i = 0; i < b->n; i++) {
-		coalesced *c = b->reqs[i]->coalesced;
-		c->sent = true;
-		db_tx_forget_results(c->tx);
-		db_tx_bind(c->tx, w->conn);
-		db_tx_set_batched(c->tx, true);
-		if (db_tx_send(c->tx, i == b->n - 1) != TK_OK) {
-			/* No Sync went out: nothing of this batch will answer, and
-			 * the connection cannot be trusted with what is before it. */
-			db_conn_mark_broken(w->conn);
-			lose_connection(w, 0);
-			return;
-		}
-	}
-	/* The last of them may wait for every transaction ahead of it. */
-	for (int i = 0; i < b->n; i++)
-		db_tx_allow_batch(((coalesced *)b->reqs[i]->coalesced)->tx, w->inflight_txs);
-}
-
-/*
- * Reads the oldest batch's results.  A transaction that fails makes
- * PostgreSQL skip the rest of its batch (they never ran: sent again) and
- * leaves its transaction block aborted, so every batch already behind it on
- * the connection fails at its BEGIN and runs nothing either: those are sent
- * again too, after the connection is rolled back (released to the pool).
- */
-static void receive_batch(server_worker *w)
-{
-	sent_batch *b = inflight_at(w, 0);
-	bool behind_failure = w->conn_aborted, failed = false;
-	for (int i = 0; i < b->n; i++) {
-		tk_request *req = b->reqs[i];
-		coalesced *c = req->coalesced;
-		tk_error e = {0};
-		tk_status st = db_tx_receive(c->tx, &e);
-		if (st == TK_OK) {
-			batch_finish(req, b->n, st, NULL);
-		} else if (db_tx_connection_lost(c->tx)) {
-			lose_connection(w, i);
-			return;
-		} else if (behind_failure || (db_tx_skipped(c->tx) && failed)) {
-			if (c->orphaned)
-				batch_finish(req, b->n, st, &e);
-			else
-				requeue(w, req); /* never ran: send again */
-			log_debug("batch: a transaction skipped after an earlier one failed "
-			          "goes again");
-		} else {
-			failed = true;
-			batch_finish(req, b->n, st, &e);
-		}
-	}
-	w->inflight_first = (w->inflight_first + 1) % SERVER_PIPELINE_DEPTH;
-	w->ninflight--;
-	w->inflight_txs -= b->n;
-	if (failed)
-		w->conn_aborted = true;
-	if (w->ninflight == 0 && w->conn_aborted)
-		release_conn(w);
-}
-
-/* Reads every batch on the worker's connection and gives the connection
- * back: before the worker runs a transaction of its own, and when it stops. */
-static void drain_batches(server_worker *w)
-{
-	while (w->ninflight > 0)
-		receive_batch(w);
-	release_conn(w);
 }
 
 /* Called on the worker's thread: gives libmicrohttpd what the listener
@@ -840,6 +737,7 @@ static void take_incoming(server_worker *w)
 	size_t count = w->nincoming;
 	w->incoming = NULL;
 	w->nincoming = w->incoming_cap = 0;
+	atomic_store(&w->has_incoming, false);
 	pthread_mutex_unlock(&w->lock);
 	for (size_t i = 0; i < count; i++) {
 		incoming_conn *ic = &list[i];
@@ -869,36 +767,13 @@ static int worker_timeout_ms(server_worker *w)
 	return ms;
 }
 
-/* Waits for the database to answer the oldest batch, for clients or for a
- * hand-over; true when the database has something to read (or has been
- * silent for a second: receive_batch then waits, up to the batch's
- * deadline).  Takes a hand-over. */
-static bool wait_database_or_clients(server_worker *w)
-{
-	PGconn *pg = db_conn_pg(w->conn);
-	if (!PQisBusy(pg))
-		return true; /* already read along with the batch before */
-	struct pollfd p[3] = {{.fd = PQsocket(pg), .events = POLLIN},
-	                      {.fd = w->mhd_epoll_fd, .events = POLLIN},
-	                      {.fd = w->wake_fd, .events = POLLIN}};
-	int n = poll(p, 3, 1000);
-	if (n < 0)
-		return false;
-	if (p[2].revents != 0)
-		take_incoming(w);
-	return n == 0 || p[0].revents != 0;
-}
-
 /*
- * A worker's thread.  Each turn: send the requests the previous turn
- * batched (send_batch); if batches are on the connection, wait for the
- * database's answer or for clients, whichever comes first, and read the
- * oldest batch's answer when it is there; otherwise wait for clients (or a
- * hand-over).  Then libmicrohttpd answers what was answered and reads new
- * requests, which queue the next batch.  So while the database works on one
- * batch the worker gathers and sends the next, and under load its
- * connection always has work queued: the database never waits on the
- * network and nobody waits for a batch to fill.
+ * A worker's thread.  Each turn: wait for a connection's bytes or a
+ * hand-over (not at all while a batch is waiting); send the batch that the
+ * previous turn's requests queued (flush_batch); then let libmicrohttpd
+ * answer those requests and read new ones, which queue the next batch.
+ * Requests that arrive together go to the database together, and while the
+ * server is busy every turn has a batch, so nobody waits for one to fill.
  */
 static void *worker_main(void *arg)
 {
@@ -909,16 +784,12 @@ static void *worker_main(void *arg)
 	while (!atomic_load(&w->stopping)) {
 		if (tk_log_flush_due_ms() == 0)
 			tk_log_flush();
-		send_batch(w);
-		if (w->ninflight > 0) {
-			if (wait_database_or_clients(w))
-				receive_batch(w);
-			MHD_run(w->daemon);
-			continue;
-		}
-		release_conn(w);
 		if (w->nbatch > 0) {
-			/* Requeued after a lost connection: send them now. */
+			/* A batch is ready: no wait, and no epoll_wait either (its
+			 * only news would be a hand-over, which the flag tells). */
+			if (atomic_load(&w->has_incoming))
+				take_incoming(w);
+			flush_batch(w);
 			MHD_run(w->daemon);
 			continue;
 		}
@@ -939,10 +810,8 @@ static void *worker_main(void *arg)
 				take_incoming(w);
 		MHD_run(w->daemon);
 	}
-	/* Stopping: the batches on the connection are read (their requests
-	 * are not answered; MHD_stop_daemon closes their connections), those
-	 * not sent are dropped. */
-	drain_batches(w);
+	/* Stopping: requests read in the last run are not answered;
+	 * MHD_stop_daemon closes their connections. */
 	w->nbatch = 0;
 	tk_log_end_deferring();
 	return NULL;
@@ -964,6 +833,7 @@ static tk_status handoff(void *cls, unsigned worker, int fd, const struct sockad
 	memset(&ic->addr, 0, sizeof ic->addr);
 	memcpy(&ic->addr, addr, addrlen < sizeof ic->addr ? addrlen : sizeof ic->addr);
 	ic->addrlen = addrlen;
+	atomic_store(&w->has_incoming, true);
 	pthread_mutex_unlock(&w->lock);
 	uint64_t one = 1;
 	ssize_t n = write(w->wake_fd, &one, sizeof one);
@@ -1015,7 +885,6 @@ static tk_status worker_start(server_worker *w)
 		log_error("cannot start HTTP worker %u: %s", w->index, strerror(errno));
 		return TK_ERR;
 	}
-	w->mhd_epoll_fd = info->epoll_fd;
 	struct epoll_event ev = {.events = EPOLLIN, .data.fd = info->epoll_fd};
 	struct epoll_event wake = {.events = EPOLLIN, .data.fd = w->wake_fd};
 	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, info->epoll_fd, &ev) != 0 ||

@@ -8,9 +8,8 @@
  * locking.  The lead reads are the exception that makes the server fast:
  * their transactions (one per request, each with its own tenant context)
  * wait until the worker's libmicrohttpd run has read every request that
- * was ready, and then go to PostgreSQL in one pipeline on the worker's
- * connection (server.c, send_batch); while PostgreSQL runs them the worker
- * reads more requests and sends the next batch behind them.
+ * was ready, and then go to PostgreSQL in one pipeline on one connection
+ * (server.c, flush_batch).
  * The server enforces its own limits on connections (total and per IP, in
  * the listener), inactivity, header bytes, body bytes and query parameters,
  * answers every rejection with the JSON error shape, and writes one
