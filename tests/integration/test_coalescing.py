@@ -256,6 +256,58 @@ def a_client_that_leaves_before_its_batch_is_sent_harms_no_one(ctx):
         assert srv.stop() == 0
 
 
+@test
+def a_client_that_leaves_while_its_read_is_on_the_database_harms_no_one(ctx):
+    """A read waits on the database (the owner holds an ACCESS EXCLUSIVE lock
+    on leads) and the worker waits with it; meanwhile more clients send reads
+    and then reset or half-close.  When PostgreSQL answers, the worker frees
+    the requests of the clients that left (under the sanitizers: no use after
+    free, no leak); the client that stayed gets its lead, and the server goes
+    on serving."""
+    t = ctx.new_tenant(sample_leads=2)
+    srv = Server(ctx, ["--threads", "1", "--pool-size", "2"])
+    try:
+        leads = leads_of(ctx, t, srv.port)  # also caches the key
+        ids = sorted(leads)
+        request = ("GET /v1/leads/%s HTTP/1.1\r\nHost: x\r\nX-Tenant-Key: %s\r\n\r\n"
+                   % (ids[0], t.key)).encode()
+        lock = ctx.owner_db()
+        lock.autocommit = False
+        lock.cursor().execute("LOCK TABLE leads IN ACCESS EXCLUSIVE MODE")
+        try:
+            stayed = []
+            waiter = threading.Thread(target=lambda: stayed.append(
+                ctx.http("GET", "/v1/leads/" + ids[1], key=t.key, port=srv.port)))
+            waiter.start()
+            leavers = []
+            for i in range(8):
+                s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+                s.sendall(request)
+                leavers.append(s)
+                time.sleep(0.02)
+            time.sleep(0.3)
+            for i, s in enumerate(leavers):
+                if i % 2:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                else:
+                    s.shutdown(socket.SHUT_WR)
+                s.close()
+            time.sleep(0.3)
+        finally:
+            lock.rollback()
+            lock.close()
+        waiter.join(30)
+        assert len(stayed) == 1, "the client that stayed got no answer"
+        assert stayed[0].status == 200 and stayed[0].json == leads[ids[1]], stayed[0]
+        for lid in ids * 3:
+            r = ctx.http("GET", "/v1/leads/" + lid, key=t.key, port=srv.port)
+            assert r.status == 200 and r.json == leads[lid], r
+    finally:
+        rc = srv.stop()
+    out = srv.output()
+    assert rc == 0 and "Sanitizer" not in out, out[-3000:]
+
+
 def or_unavailable(check):
     """check, but a 503 database_unavailable is also a right answer."""
     def either(status, body):

@@ -200,4 +200,7 @@ def idle_connections_postgres_closed_are_replaced_without_an_error(ctx):
         rc = srv.stop()
     out = srv.output()
     assert rc == 0, out[-3000:]
-    assert "replacing a database connection the server closed" in out, out[-3000:]
+    if "pgbouncer=true" not in ctx.env.get("DATABASE_URL", ""):
+        # (Through PgBouncer the closed connections were PgBouncer's, which
+        # it replaced itself; tekup's own to PgBouncer stayed open.)
+        assert "replacing a database connection the server closed" in out, out[-3000:]
