@@ -26,7 +26,10 @@
  * before, and the poll was one syscall per transaction (or batch) that
  * almost never finds anything.  A connection PostgreSQL closed within the
  * window fails like one closed while in use: a read is retried once on a
- * fresh connection, a write answers 503 and was not committed. */
+ * fresh connection, a write answers 503 and was not committed.  Once one
+ * connection is found dead, every acquire polls for the next window: a
+ * restart closes all of them at once, and the retry must not be handed
+ * another one that died in the same instant. */
 #define POOL_RECHECK_AFTER_MS 50
 
 typedef struct stmt_entry {
@@ -61,6 +64,9 @@ struct db_pool {
 	int nfree;
 	struct timespec connect_not_before;
 	int connect_failures; /* consecutive, for the backoff */
+	/* Until then every acquire polls its connection: one was just found
+	 * dead, and its siblings may be too (see POOL_RECHECK_AFTER_MS). */
+	struct timespec poll_every_acquire_until;
 };
 
 static void timespec_add_ms(struct timespec *ts, long ms)
@@ -220,6 +226,7 @@ tk_status db_pool_acquire(db_pool *p, db_conn **out, tk_error *err)
 	timespec_add_ms(&deadline, p->acquire_timeout_ms);
 
 	pthread_mutex_lock(&p->lock);
+	bool waited = p->nfree == 0;
 	while (p->nfree == 0) {
 		int rc = pthread_cond_timedwait(&p->available, &p->lock, &deadline);
 		if (rc == ETIMEDOUT && p->nfree == 0) {
@@ -232,14 +239,21 @@ tk_status db_pool_acquire(db_pool *p, db_conn **out, tk_error *err)
 	int slot = p->free_slots[--p->nfree];
 	db_conn *c = p->slots[slot];
 	struct timespec not_before = p->connect_not_before;
+	struct timespec poll_until = p->poll_every_acquire_until;
 	pthread_mutex_unlock(&p->lock);
 
 	/* The slot is ours now: check and replace its connection outside the
 	 * lock, so a syscall never stalls other threads' acquire/release. */
-	if (c != NULL && !recently_released(c, &now) && !conn_still_alive(c)) {
+	if (waited)
+		clock_gettime(CLOCK_MONOTONIC, &now); /* the wait may have been long */
+	bool skip_poll = c != NULL && recently_released(c, &now) &&
+	                 !timespec_before(&now, &poll_until);
+	bool found_dead = false;
+	if (c != NULL && !skip_poll && !conn_still_alive(c)) {
 		log_warn("replacing a database connection the server closed");
 		conn_close(c);
 		c = NULL;
+		found_dead = true;
 	}
 	bool may_connect = true;
 	if (c == NULL) {
@@ -260,6 +274,10 @@ tk_status db_pool_acquire(db_pool *p, db_conn **out, tk_error *err)
 		             "the database is unavailable; retry shortly");
 	}
 	pthread_mutex_lock(&p->lock);
+	if (found_dead) {
+		p->poll_every_acquire_until = now;
+		timespec_add_ms(&p->poll_every_acquire_until, POOL_RECHECK_AFTER_MS);
+	}
 	if (st == TK_OK) {
 		p->slots[slot] = c;
 		p->connect_failures = 0;
@@ -316,15 +334,20 @@ void db_pool_release(db_pool *p, db_conn *c)
 	if (c == NULL)
 		return;
 	int slot = c->slot;
+	struct timespec dead_at = {0};
 	if (!db_conn_make_idle(c)) {
 		log_warn("discarding a database connection that is not idle or is broken");
 		conn_close(c);
 		c = NULL;
+		clock_gettime(CLOCK_MONOTONIC, &dead_at);
+		timespec_add_ms(&dead_at, POOL_RECHECK_AFTER_MS);
 	} else {
 		clock_gettime(CLOCK_MONOTONIC, &c->released);
 		c->was_released = true;
 	}
 	pthread_mutex_lock(&p->lock);
+	if (c == NULL && timespec_before(&p->poll_every_acquire_until, &dead_at))
+		p->poll_every_acquire_until = dead_at;
 	p->slots[slot] = c;
 	p->free_slots[p->nfree++] = slot;
 	pthread_cond_signal(&p->available);
