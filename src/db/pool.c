@@ -246,8 +246,8 @@ tk_status db_pool_acquire(db_pool *p, db_conn **out, tk_error *err)
 	 * lock, so a syscall never stalls other threads' acquire/release. */
 	if (waited)
 		clock_gettime(CLOCK_MONOTONIC, &now); /* the wait may have been long */
-	bool skip_poll = c != NULL && recently_released(c, &now) &&
-	                 !timespec_before(&now, &poll_until);
+	bool skip_poll =
+	    c != NULL && recently_released(c, &now) && !timespec_before(&now, &poll_until);
 	bool found_dead = false;
 	if (c != NULL && !skip_poll && !conn_still_alive(c)) {
 		log_warn("replacing a database connection the server closed");
