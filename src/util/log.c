@@ -3,6 +3,8 @@
  */
 #include "util/log.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,8 +17,9 @@
 /* Deferred access lines are written together, at most this many bytes per
  * write: a write to a pipe up to PIPE_BUF is atomic, so other threads'
  * lines never land inside the batch. */
-#define LOG_DEFER_MAX_BYTES 4096
+#define LOG_DEFER_MAX_BYTES PIPE_BUF
 #define LOG_DEFER_MAX_MS    5
+_Static_assert(LOG_DEFER_MAX_BYTES >= 512, "POSIX promises PIPE_BUF >= 512");
 
 static tk_log_level min_level = TK_LOG_INFO;
 
@@ -71,9 +74,19 @@ static void log_timestamp(tk_buf *b)
 	tk_buf_puts(b, "Z\"");
 }
 
+/* A log write that fails (stderr closed, disk full) is dropped: there is
+ * nowhere left to report it. */
 static void write_all(const char *data, size_t len)
 {
-	ssize_t TK_UNUSED n = write(STDERR_FILENO, data, len);
+	while (len > 0) {
+		ssize_t n = write(STDERR_FILENO, data, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		data += n;
+		len -= (size_t)n;
+	}
 }
 
 void tk_log_flush(void)
@@ -132,6 +145,12 @@ static void log_write_request(tk_buf *b)
 	tk_buf_puts(b, "}\n");
 	if (deferred.len + b->len > LOG_DEFER_MAX_BYTES)
 		tk_log_flush();
+	if (b->len > LOG_DEFER_MAX_BYTES) {
+		/* Escaping made it too long to share an atomic write. */
+		write_all(b->data, b->len);
+		tk_buf_free(b);
+		return;
+	}
 	if (deferred.len == 0)
 		clock_gettime(CLOCK_MONOTONIC, &deferred_since);
 	tk_buf_append(&deferred, b->data, b->len);
