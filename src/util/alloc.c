@@ -8,10 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/log.h"
+
 static void tk_oom(size_t size) __attribute__((noreturn));
 
 static void tk_oom(size_t size)
 {
+	tk_log_flush(); /* this thread's access lines, already allocated */
 	fprintf(stderr, "{\"level\":\"fatal\",\"msg\":\"out of memory allocating %zu bytes\"}\n",
 	        size);
 	abort();

@@ -6,11 +6,16 @@
  * server emits once per request.
  *
  * A thread that serves many requests may defer its access lines: they are
- * kept (at most 4 KiB, so one write to a pipe stays atomic) and written
- * together, which saves a write(2) per request.  Such a thread calls
- * tk_log_flush once tk_log_flush_due_ms says 0 (a line has waited 5 ms)
- * and tk_log_end_deferring before it exits; any other line it logs first writes the deferred
- * ones, so its lines stay in order.
+ * kept (at most PIPE_BUF bytes, so one write to a pipe stays atomic) and
+ * written together, which saves a write(2) per request.  Such a thread
+ * calls tk_log_flush once tk_log_flush_due_ms says 0 (a line has waited
+ * 5 ms) and before anything that may block, and tk_log_end_deferring
+ * before it exits.  Any other line it logs first writes the deferred ones,
+ * so one thread's lines stay in order; lines of different threads are in
+ * the order they were written, which can differ from the order the
+ * requests finished by up to 5 ms.  A thread blocked in a database call
+ * with lines younger than 5 ms writes them when the call returns (at most
+ * the statement timeout later).
  */
 #ifndef TK_LOG_H
 #define TK_LOG_H
