@@ -258,11 +258,12 @@ def a_client_that_leaves_before_its_batch_is_sent_harms_no_one(ctx):
 
 @test
 def a_client_that_leaves_while_its_read_is_on_the_database_harms_no_one(ctx):
-    """A read waits on the database (the owner holds an ACCESS EXCLUSIVE lock
-    on leads) and the worker waits with it; meanwhile more clients send reads
-    and then reset or half-close.  When PostgreSQL answers, the worker frees
-    the requests of the clients that left (under the sanitizers: no use after
-    free, no leak); the client that stayed gets its lead, and the server goes
+    """A client's read waits on the database (the owner holds an ACCESS
+    EXCLUSIVE lock on leads) and the only worker waits with it; that client
+    resets its connection, and more clients send reads and then reset or
+    half-close.  When PostgreSQL answers, the worker answers into a closed
+    connection and frees the request (under the sanitizers: no use after
+    free, no leak); a client that stayed gets its lead, and the server goes
     on serving."""
     t = ctx.new_tenant(sample_leads=2)
     srv = Server(ctx, ["--threads", "1", "--pool-size", "2"])
@@ -274,20 +275,35 @@ def a_client_that_leaves_while_its_read_is_on_the_database_harms_no_one(ctx):
         lock = ctx.owner_db()
         lock.autocommit = False
         lock.cursor().execute("LOCK TABLE leads IN ACCESS EXCLUSIVE MODE")
+        import psycopg2  # a superuser sees other roles' wait events
+        watcher = psycopg2.connect(host=ctx.socket_dir, dbname="tekup", user="postgres")
+        watcher.autocommit = True
         try:
+            first = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+            first.sendall(request)
+            cur = watcher.cursor()
+
+            def first_read_waits():
+                cur.execute("SELECT count(*) FROM pg_stat_activity"
+                            " WHERE usename = 'tekup_app' AND wait_event_type = 'Lock'")
+                return cur.fetchone()[0] >= 1
+            deadline = time.time() + 10
+            while not first_read_waits():
+                assert time.time() < deadline, "the first read never reached the lock"
+                time.sleep(0.02)
             stayed = []
             waiter = threading.Thread(target=lambda: stayed.append(
                 ctx.http("GET", "/v1/leads/" + ids[1], key=t.key, port=srv.port)))
             waiter.start()
-            leavers = []
-            for i in range(8):
+            leavers = [first]
+            for _ in range(8):
                 s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
                 s.sendall(request)
                 leavers.append(s)
                 time.sleep(0.02)
-            time.sleep(0.3)
+            time.sleep(0.2)
             for i, s in enumerate(leavers):
-                if i % 2:
+                if i % 2 == 0:  # the first one included
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 else:
                     s.shutdown(socket.SHUT_WR)
@@ -296,6 +312,7 @@ def a_client_that_leaves_while_its_read_is_on_the_database_harms_no_one(ctx):
         finally:
             lock.rollback()
             lock.close()
+            watcher.close()
         waiter.join(30)
         assert len(stayed) == 1, "the client that stayed got no answer"
         assert stayed[0].status == 200 and stayed[0].json == leads[ids[1]], stayed[0]
