@@ -116,6 +116,7 @@ int cmd_serve(int argc, char **argv)
 	    .conninfo = urls.request,
 	    .size = (int)cfg.pool_size,
 	    .acquire_timeout_ms = (int)cfg.pool_acquire_timeout_ms,
+	    .recheck_after_ms = (int)cfg.pool_recheck_after_ms,
 	    .statement_timeout_ms = (int)cfg.statement_timeout_ms,
 	    .unnamed_statements = cfg.pgbouncer,
 	};

@@ -21,16 +21,18 @@
 #define POOL_BACKOFF_MIN_MS    100
 #define POOL_BACKOFF_MAX_MS    2000
 #define POOL_CONNECT_TIMEOUT_S "5"
-/* A connection released less than this long ago is handed out without the
- * liveness poll: under load every acquire finds one used microseconds
- * before, and the poll was one syscall per transaction (or batch) that
- * almost never finds anything.  A connection PostgreSQL closed within the
- * window fails like one closed while in use: a read is retried once on a
- * fresh connection, a write answers 503 and was not committed.  Once one
- * connection is found dead, every acquire polls for the next window: a
- * restart closes all of them at once, and the retry must not be handed
- * another one that died in the same instant. */
-#define POOL_RECHECK_AFTER_MS 50
+/*
+ * The recheck window (db_pool_options.recheck_after_ms, 50 ms by default):
+ * a connection released less than that long ago is handed out without the
+ * liveness poll, because under load every acquire finds one used
+ * microseconds before, and the poll was one syscall per transaction (or
+ * batch) that almost never finds anything.  A connection PostgreSQL closed
+ * within the window fails like one closed while in use: a read is retried
+ * once on a fresh connection, a write answers 503 and was not committed.
+ * Once one connection is found dead, every acquire polls for the next
+ * window: a restart closes all of them at once, and neither the retry nor
+ * another worker's write may be handed one that died in the same instant.
+ */
 
 typedef struct stmt_entry {
 	char *sql;
@@ -55,6 +57,7 @@ struct db_pool {
 	char *conninfo;
 	int size;
 	int acquire_timeout_ms;
+	int recheck_after_ms;
 	int statement_timeout_ms;
 	bool unnamed;
 	pthread_mutex_t lock;
@@ -65,7 +68,7 @@ struct db_pool {
 	struct timespec connect_not_before;
 	int connect_failures; /* consecutive, for the backoff */
 	/* Until then every acquire polls its connection: one was just found
-	 * dead, and its siblings may be too (see POOL_RECHECK_AFTER_MS). */
+	 * dead, and its siblings may be too (see the recheck window above). */
 	struct timespec poll_every_acquire_until;
 };
 
@@ -175,6 +178,7 @@ db_pool *db_pool_create(const db_pool_options *o)
 	p->conninfo = tk_strdup(o->conninfo);
 	p->size = o->size;
 	p->acquire_timeout_ms = o->acquire_timeout_ms;
+	p->recheck_after_ms = o->recheck_after_ms;
 	p->statement_timeout_ms = o->statement_timeout_ms;
 	p->unnamed = o->unnamed_statements;
 	pthread_mutex_init(&p->lock, NULL);
@@ -211,11 +215,21 @@ static bool conn_still_alive(db_conn *c)
 	       PQtransactionStatus(c->pg) == PQTRANS_IDLE;
 }
 
-static bool recently_released(const db_conn *c, const struct timespec *now)
+static bool recently_released(const db_pool *p, const db_conn *c, const struct timespec *now)
 {
 	struct timespec recent = c->released;
-	timespec_add_ms(&recent, POOL_RECHECK_AFTER_MS);
+	timespec_add_ms(&recent, p->recheck_after_ms);
 	return c->was_released && timespec_before(now, &recent);
+}
+
+/* Called with p->lock held: from now, every acquire polls for a window. */
+static void poll_every_acquire_for_a_while(db_pool *p)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	timespec_add_ms(&until, p->recheck_after_ms);
+	if (timespec_before(&p->poll_every_acquire_until, &until))
+		p->poll_every_acquire_until = until;
 }
 
 tk_status db_pool_acquire(db_pool *p, db_conn **out, tk_error *err)
@@ -247,13 +261,16 @@ tk_status db_pool_acquire(db_pool *p, db_conn **out, tk_error *err)
 	if (waited)
 		clock_gettime(CLOCK_MONOTONIC, &now); /* the wait may have been long */
 	bool skip_poll =
-	    c != NULL && recently_released(c, &now) && !timespec_before(&now, &poll_until);
-	bool found_dead = false;
+	    c != NULL && recently_released(p, c, &now) && !timespec_before(&now, &poll_until);
 	if (c != NULL && !skip_poll && !conn_still_alive(c)) {
 		log_warn("replacing a database connection the server closed");
 		conn_close(c);
 		c = NULL;
-		found_dead = true;
+		/* Before connecting, which can take seconds, so the others
+		 * check theirs meanwhile. */
+		pthread_mutex_lock(&p->lock);
+		poll_every_acquire_for_a_while(p);
+		pthread_mutex_unlock(&p->lock);
 	}
 	bool may_connect = true;
 	if (c == NULL) {
@@ -274,10 +291,6 @@ tk_status db_pool_acquire(db_pool *p, db_conn **out, tk_error *err)
 		             "the database is unavailable; retry shortly");
 	}
 	pthread_mutex_lock(&p->lock);
-	if (found_dead) {
-		p->poll_every_acquire_until = now;
-		timespec_add_ms(&p->poll_every_acquire_until, POOL_RECHECK_AFTER_MS);
-	}
 	if (st == TK_OK) {
 		p->slots[slot] = c;
 		p->connect_failures = 0;
@@ -334,20 +347,17 @@ void db_pool_release(db_pool *p, db_conn *c)
 	if (c == NULL)
 		return;
 	int slot = c->slot;
-	struct timespec dead_at = {0};
 	if (!db_conn_make_idle(c)) {
 		log_warn("discarding a database connection that is not idle or is broken");
 		conn_close(c);
 		c = NULL;
-		clock_gettime(CLOCK_MONOTONIC, &dead_at);
-		timespec_add_ms(&dead_at, POOL_RECHECK_AFTER_MS);
 	} else {
 		clock_gettime(CLOCK_MONOTONIC, &c->released);
 		c->was_released = true;
 	}
 	pthread_mutex_lock(&p->lock);
-	if (c == NULL && timespec_before(&p->poll_every_acquire_until, &dead_at))
-		p->poll_every_acquire_until = dead_at;
+	if (c == NULL)
+		poll_every_acquire_for_a_while(p);
 	p->slots[slot] = c;
 	p->free_slots[p->nfree++] = slot;
 	pthread_cond_signal(&p->available);

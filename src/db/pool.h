@@ -11,9 +11,10 @@
  * After a failed connect, further connects are refused for a backoff that
  * doubles with each consecutive failure (100 ms to 2 s), so a PostgreSQL
  * outage costs requests a fast 503, not a pile-up, and recovery is noticed
- * within about 2 s of PostgreSQL coming back.  A connection idle for 50 ms
- * or more is checked (one non-blocking poll) before it is handed out, so
- * one that PostgreSQL closed while idle is replaced, not failed on.
+ * within about 2 s of PostgreSQL coming back.  A connection idle for
+ * recheck_after_ms or more is checked (one non-blocking poll) before it is
+ * handed out, so one that PostgreSQL closed while idle is replaced, not
+ * failed on; after one is found dead, every acquire checks for as long.
  *
  * Thread-safe.  The pool owns its connections; an acquired db_conn is
  * borrowed by the caller until db_pool_release.
@@ -34,6 +35,7 @@ typedef struct db_pool_options {
 	const char *conninfo;     /* libpq URL or key=value string; copied */
 	int size;                 /* number of connections */
 	int acquire_timeout_ms;   /* wait for a free connection, then 503 */
+	int recheck_after_ms;     /* no liveness poll if released more recently */
 	int statement_timeout_ms; /* applied to every request transaction */
 	bool unnamed_statements;  /* PgBouncer transaction pooling */
 } db_pool_options;

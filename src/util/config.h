@@ -21,6 +21,7 @@ typedef struct tk_config {
 	long threads;
 	long pool_size;
 	long pool_acquire_timeout_ms;
+	long pool_recheck_after_ms;
 	long statement_timeout_ms;
 	long key_cache_ttl_ms;
 	long max_connections;

@@ -28,6 +28,7 @@ static const char *const env_vars[] = {
     "TEKUP_THREADS",
     "TEKUP_POOL_SIZE",
     "TEKUP_POOL_TIMEOUT_MS",
+    "TEKUP_POOL_RECHECK_MS",
     "TEKUP_STATEMENT_TIMEOUT_MS",
     "TEKUP_KEY_CACHE_TTL_MS",
     "TEKUP_MAX_CONNECTIONS",
@@ -122,6 +123,7 @@ static void test_defaults(void **state)
 	assert_int_equal(l.cfg.threads, 8);
 	assert_int_equal(l.cfg.pool_size, 8);
 	assert_int_equal(l.cfg.pool_acquire_timeout_ms, 5000);
+	assert_int_equal(l.cfg.pool_recheck_after_ms, 50);
 	assert_int_equal(l.cfg.statement_timeout_ms, 5000);
 	assert_int_equal(l.cfg.key_cache_ttl_ms, 2000);
 	assert_int_equal(l.cfg.max_connections, 1024);
@@ -195,7 +197,9 @@ static void test_environment_then_flags(void **state)
 	assert_int_equal(setenv("TEKUP_THREADS", "4", 1), 0);
 	assert_int_equal(setenv("TEKUP_BIND", "10.0.0.1", 1), 0);
 	assert_int_equal(setenv("TEKUP_MIGRATE", "off", 1), 0);
+	assert_int_equal(setenv("TEKUP_POOL_RECHECK_MS", "0", 1), 0);
 	expect_ok(&l, NULL);
+	assert_int_equal(l.cfg.pool_recheck_after_ms, 0);
 	assert_int_equal(l.cfg.port, 7000);
 	assert_int_equal(l.cfg.threads, 4);
 	assert_string_equal(l.cfg.bind_address, "10.0.0.1");
@@ -234,6 +238,10 @@ static void test_bad_values_name_the_flag(void **state)
 	expect_err(ttl, "--key-cache-ttl-ms", NULL);
 	const char *pool[] = {"--pool-size", "0", NULL};
 	expect_err(pool, "--pool-size", NULL);
+	const char *recheck[] = {"--pool-recheck-ms", "60001", NULL};
+	expect_err(recheck, "--pool-recheck-ms", "60001");
+	const char *recheck_neg[] = {"--pool-recheck-ms=-1", NULL};
+	expect_err(recheck_neg, "--pool-recheck-ms", NULL);
 	const char *level[] = {"--log-level", "verbose", NULL};
 	expect_err(level, "--log-level", "verbose");
 	const char *bind[] = {"--bind=", NULL};
