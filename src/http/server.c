@@ -411,7 +411,7 @@ static tk_status dispatch(tk_server *srv, tk_request *req, tk_response *res, tk_
 	db_pool *pool = route->auth == TK_AUTH_OPERATOR ? srv->app->operator_pool : srv->app->pool;
 	for (;;) {
 		/* Requests answered earlier in this turn may have left access
-		 * lines; write them if due before this transaction blocks. */
+		 * lines: write them if due, as this transaction may block. */
 		if (tk_log_flush_due_ms() == 0)
 			tk_log_flush();
 		db_conn *conn = NULL;

@@ -1,21 +1,22 @@
 /*
  * log.h - structured logging: one JSON object per line on stderr.
  *
- * Lines are written with a single write(2) so concurrent threads never
- * interleave within a line.  tk_log_request is the access log line the
- * server emits once per request.
+ * Each line is written with one write(2); a line of up to PIPE_BUF bytes
+ * (all but those that escaping control bytes made very long) is never
+ * split by another thread's.  tk_log_request is the access log line the server emits
+ * once per request; its "time" is when the request finished, whenever the
+ * line is written.
  *
  * A thread that serves many requests may defer its access lines: they are
  * kept (at most PIPE_BUF bytes, so one write to a pipe stays atomic) and
  * written together, which saves a write(2) per request.  Such a thread
  * calls tk_log_flush once tk_log_flush_due_ms says 0 (a line has waited
- * 5 ms) and before anything that may block, and tk_log_end_deferring
- * before it exits.  Any other line it logs first writes the deferred ones,
- * so one thread's lines stay in order; lines of different threads are in
- * the order they were written, which can differ from the order the
- * requests finished by up to 5 ms.  A thread blocked in a database call
- * with lines younger than 5 ms writes them when the call returns (at most
- * the statement timeout later).
+ * 5 ms), checks that before each database call, and calls
+ * tk_log_end_deferring before it exits.  A line can wait longer than 5 ms
+ * only while its thread is inside a database call (until the call returns:
+ * a slow statement, a full pool, a reconnect).  Any other line the thread
+ * logs first writes the deferred ones, so one thread's lines stay in
+ * order; lines of different threads are in the order they were written.
  */
 #ifndef TK_LOG_H
 #define TK_LOG_H

@@ -137,7 +137,7 @@ static long file_size(FILE *f)
 	return size;
 }
 
-/* A deferring thread's access lines wait (up to 4 KiB, 5 ms); another line
+/* A deferring thread's access lines wait (up to PIPE_BUF bytes, 5 ms); another line
  * writes them first, so the order holds; ending the deferral writes the rest
  * and later lines go straight out. */
 static void test_deferred_lines(void **state)
@@ -166,7 +166,7 @@ static void test_deferred_lines(void **state)
 	log_warn("after three requests");
 	long after_warn = file_size(tmp);
 
-	/* Many lines: written in pieces of at most 4 KiB, never all held. */
+	/* Many lines: written in pieces of at most PIPE_BUF, never all held. */
 	char path[300];
 	memset(path, 'p', sizeof path - 1);
 	path[0] = '/';
