@@ -275,7 +275,8 @@ def a_client_that_leaves_while_its_read_is_on_the_database_harms_no_one(ctx):
         lock = ctx.owner_db()
         lock.autocommit = False
         lock.cursor().execute("LOCK TABLE leads IN ACCESS EXCLUSIVE MODE")
-        import psycopg2  # a superuser sees other roles' wait events
+        import psycopg2
+        # A superuser sees other roles' wait events.
         watcher = psycopg2.connect(host=ctx.socket_dir, dbname="tekup", user="postgres")
         watcher.autocommit = True
         try:
