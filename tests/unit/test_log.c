@@ -20,18 +20,32 @@
 
 #include "util/log.h"
 
+/* Sends stderr to a new temporary file (*tmp); returns the saved stderr
+ * for stderr_restore. */
+static int stderr_capture(FILE **tmp)
+{
+	*tmp = tmpfile();
+	assert_non_null(*tmp);
+	int saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	assert_true(dup2(fileno(*tmp), STDERR_FILENO) >= 0);
+	return saved;
+}
+
+static void stderr_restore(int saved)
+{
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+}
+
 /* Runs tk_log_request with stderr sent to a temporary file; returns the line
  * parsed as JSON (the caller frees it). */
 static json_t *logged(const tk_request_log *entry)
 {
-	FILE *tmp = tmpfile();
-	assert_non_null(tmp);
-	int saved = dup(STDERR_FILENO);
-	assert_true(saved >= 0);
-	assert_true(dup2(fileno(tmp), STDERR_FILENO) >= 0);
+	FILE *tmp;
+	int saved = stderr_capture(&tmp);
 	tk_log_request(entry);
-	assert_true(dup2(saved, STDERR_FILENO) >= 0);
-	close(saved);
+	stderr_restore(saved);
 	char line[2048] = {0};
 	rewind(tmp);
 	assert_non_null(fgets(line, sizeof line, tmp));
@@ -143,11 +157,8 @@ static long file_size(FILE *f)
 static void test_deferred_lines(void **state)
 {
 	(void)state;
-	FILE *tmp = tmpfile();
-	assert_non_null(tmp);
-	int saved = dup(STDERR_FILENO);
-	assert_true(saved >= 0);
-	assert_true(dup2(fileno(tmp), STDERR_FILENO) >= 0);
+	FILE *tmp;
+	int saved = stderr_capture(&tmp);
 
 	/* Checked once stderr is back, so a failure's message is seen. */
 	tk_request_log e = {.method = "GET", .path = "/v1/leads", .status = 200};
@@ -188,8 +199,7 @@ static void test_deferred_lines(void **state)
 	tk_log_request(&e);
 	long straight = file_size(tmp);
 
-	assert_true(dup2(saved, STDERR_FILENO) >= 0);
-	close(saved);
+	stderr_restore(saved);
 	assert_int_equal(due_before, -1);
 	assert_true(due >= 0 && due <= 5);
 	assert_int_equal(due_later, 0);
@@ -234,11 +244,8 @@ static void test_deferred_lines(void **state)
 static void test_line_longer_than_a_pipe_write(void **state)
 {
 	(void)state;
-	FILE *tmp = tmpfile();
-	assert_non_null(tmp);
-	int saved = dup(STDERR_FILENO);
-	assert_true(saved >= 0);
-	assert_true(dup2(fileno(tmp), STDERR_FILENO) >= 0);
+	FILE *tmp;
+	int saved = stderr_capture(&tmp);
 
 	char path[513];
 	memset(path, '\x01', sizeof path - 1); /* each becomes \u0001 */
@@ -256,8 +263,7 @@ static void test_line_longer_than_a_pipe_write(void **state)
 	tk_log_end_deferring();
 	long all = file_size(tmp);
 
-	assert_true(dup2(saved, STDERR_FILENO) >= 0);
-	close(saved);
+	stderr_restore(saved);
 	assert_int_equal(held, 0);
 	assert_true(after_long > PIPE_BUF); /* both written, not held */
 	assert_int_equal(all, after_long);
