@@ -18,4 +18,10 @@ void *tk_reallocarray(void *ptr, size_t count, size_t size);
 char *tk_strdup(const char *s);
 char *tk_strndup(const char *s, size_t n);
 
+/* Lets each malloc arena keep up to `bytes` of freed memory instead of
+ * handing it back to the kernel after every large free.  For the server:
+ * see alloc.c for why.  Leaves a trim threshold set in GLIBC_TUNABLES
+ * alone. */
+void tk_alloc_keep_freed_memory(size_t bytes);
+
 #endif
