@@ -78,15 +78,28 @@ char *tk_arena_strdup(tk_arena *a, const char *s)
 	return tk_arena_strndup(a, s, strlen(s));
 }
 
+/* Formats straight into the free end of the newest chunk, so a string that
+ * fits (the usual case: SQL text, numbers) is formatted once; a longer one
+ * is formatted again into an allocation of its exact size. */
 char *tk_arena_printf(tk_arena *a, const char *fmt, ...)
 {
+	arena_chunk *c = a->head;
+	char *dst = c != NULL ? (char *)c->data + c->used : NULL;
+	size_t room = c != NULL ? c->size - c->used : 0;
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	int n = vsnprintf(dst, room, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return tk_arena_strdup(a, "");
 	char *p = tk_arena_alloc(a, (size_t)n + 1);
+	if ((size_t)n < room) {
+		/* Chunk sizes and offsets are multiples of ARENA_ALIGN, so the
+		 * allocation is the bytes just written; copied if it ever is not. */
+		if (p != dst)
+			memcpy(p, dst, (size_t)n + 1);
+		return p;
+	}
 	va_start(ap, fmt);
 	vsnprintf(p, (size_t)n + 1, fmt, ap);
 	va_end(ap);

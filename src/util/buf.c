@@ -44,23 +44,27 @@ void tk_buf_putc(tk_buf *b, char c)
 	tk_buf_append(b, &c, 1);
 }
 
+/* Formats straight into the spare capacity (made at least 256 bytes), so
+ * the usual fragment is formatted once; a longer one a second time after
+ * growing. */
 void tk_buf_printf(tk_buf *b, const char *fmt, ...)
 {
+	tk_buf_reserve(b, 256);
+	size_t room = b->cap - b->len;
 	va_list ap;
 	va_start(ap, fmt);
-	char small[256];
-	int n = vsnprintf(small, sizeof small, fmt, ap);
+	int n = vsnprintf(b->data + b->len, room, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n < sizeof small) {
-		tk_buf_append(b, small, (size_t)n);
+	if (n < 0) {
+		b->data[b->len] = '\0';
 		return;
 	}
-	tk_buf_reserve(b, (size_t)n);
-	va_start(ap, fmt);
-	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
+	if ((size_t)n >= room) {
+		tk_buf_reserve(b, (size_t)n);
+		va_start(ap, fmt);
+		vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
 	b->len += (size_t)n;
 }
 

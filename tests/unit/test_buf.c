@@ -163,6 +163,31 @@ static void test_printf_long_from_formatting(void **state)
 	tk_buf_free(&b);
 }
 
+/* printf after content already in the buffer: whatever spare capacity is
+ * left (none, a little, exactly the output, more), the result is the
+ * content followed by what snprintf makes of the same format. */
+static void test_printf_after_content_any_spare_room(void **state)
+{
+	(void)state;
+	char want[1200];
+	for (size_t prefix = 0; prefix <= 600; prefix += 7) {
+		for (size_t n = 0; n <= 600; n += 13) {
+			tk_buf b = TK_BUF_INIT;
+			for (size_t k = 0; k < prefix; k++)
+				tk_buf_putc(&b, (char)('a' + k % 26));
+			tk_buf_printf(&b, "%0*d|%s", (int)n, 5, "end");
+			int wn = snprintf(want, sizeof want, "%0*d|%s", (int)n, 5, "end");
+			assert_true(wn > 0);
+			assert_int_equal(b.len, prefix + (size_t)wn);
+			assert_int_equal(strlen(b.data), b.len);
+			for (size_t k = 0; k < prefix; k++)
+				assert_int_equal(b.data[k], 'a' + k % 26);
+			assert_string_equal(b.data + prefix, want);
+			tk_buf_free(&b);
+		}
+	}
+}
+
 static void test_json_string_plain_and_quotes(void **state)
 {
 	(void)state;
@@ -276,6 +301,7 @@ int main(void)
 	    cmocka_unit_test(test_printf_long),
 	    cmocka_unit_test(test_printf_exact_boundary),
 	    cmocka_unit_test(test_printf_long_from_formatting),
+	    cmocka_unit_test(test_printf_after_content_any_spare_room),
 	    cmocka_unit_test(test_json_string_plain_and_quotes),
 	    cmocka_unit_test(test_json_string_control_chars),
 	    cmocka_unit_test(test_json_string_appends),
