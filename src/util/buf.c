@@ -68,28 +68,34 @@ void tk_buf_printf(tk_buf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
+/* Runs of characters that need no escape (the whole string, usually) are
+ * copied at once; only quotes, backslashes and control characters are
+ * written one by one. */
 void tk_buf_json_string(tk_buf *b, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
 	tk_buf_reserve(b, len + 2);
-	tk_buf_putc(b, '"');
+	b->data[b->len++] = '"';
+	size_t run = 0; /* start of the pending unescaped run */
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		tk_buf_append(b, s + run, i - run);
+		run = i + 1;
 		switch (c) {
 		case '"': tk_buf_append(b, "\\\"", 2); break;
 		case '\\': tk_buf_append(b, "\\\\", 2); break;
 		case '\n': tk_buf_append(b, "\\n", 2); break;
 		case '\r': tk_buf_append(b, "\\r", 2); break;
 		case '\t': tk_buf_append(b, "\\t", 2); break;
-		default:
-			if (c < 0x20) {
-				char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-				tk_buf_append(b, esc, 6);
-			} else {
-				tk_buf_putc(b, (char)c);
-			}
+		default: {
+			char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+			tk_buf_append(b, esc, 6);
+		}
 		}
 	}
+	tk_buf_append(b, s + run, len - run);
 	tk_buf_putc(b, '"');
 }
 
