@@ -3,8 +3,8 @@
  */
 #include "util/alloc.h"
 
-#include <malloc.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,19 +69,29 @@ char *tk_strndup(const char *s, size_t n)
 
 /*
  * glibc gives the top of an arena back to the kernel (madvise, or a
- * shorter heap) whenever more than 128 KiB of it is free.  A worker that
- * reads a batch of deep pages (bench W5 at 64 connections) frees a few
- * hundred KiB of results after every batch, so the next batch faulted the
- * same pages in again: 1,900 to 18,800 page faults per 5 s, and about 25%
- * more CPU per request than with the memory kept (bench/README, "Freed
- * memory kept by each worker").  Peak RSS is unchanged: an arena keeps
- * only what it once used.
+ * shorter heap) once more than the trim threshold of it is free: 128 KiB
+ * at first, raised only after a block too large for the heap (mmap'd, 128
+ * KiB at first) is freed.  A worker that reads a batch of deep pages
+ * (bench W5 at 64 connections) frees a few hundred KiB of results after
+ * every batch, so the next batch faulted the same pages in again: 1,900 to
+ * 18,800 page faults per 5 s, and about 25% more CPU per request than with
+ * the memory kept (bench/README, "Freed memory kept by each worker").
+ * Setting the trim threshold switches glibc's own adjustment off, so the
+ * mmap threshold is set with it: blocks under `bytes` stay in the heap
+ * rather than being mapped and unmapped on every use.  Peak RSS is
+ * unchanged: an arena keeps only what it once used.
  */
 void tk_alloc_keep_freed_memory(size_t bytes)
 {
+#if defined(M_TRIM_THRESHOLD) && defined(M_MMAP_THRESHOLD)
 	const char *tunables = getenv("GLIBC_TUNABLES");
-	if (tunables != NULL && strstr(tunables, "trim_threshold") != NULL)
-		return; /* the operator's choice */
-	if (bytes > INT_MAX || mallopt(M_TRIM_THRESHOLD, (int)bytes) != 1)
-		log_debug("malloc: could not set the trim threshold (another allocator?)");
+	if ((tunables != NULL && strstr(tunables, "glibc.malloc.") != NULL) ||
+	    getenv("MALLOC_TRIM_THRESHOLD_") != NULL || getenv("MALLOC_MMAP_THRESHOLD_") != NULL)
+		return; /* the operator tunes malloc */
+	if (bytes > INT_MAX || mallopt(M_TRIM_THRESHOLD, (int)bytes) != 1 ||
+	    mallopt(M_MMAP_THRESHOLD, (int)bytes) != 1)
+		log_debug("malloc: mallopt refused the trim or mmap threshold");
+#else
+	(void)bytes;
+#endif
 }

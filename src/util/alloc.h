@@ -19,9 +19,10 @@ char *tk_strdup(const char *s);
 char *tk_strndup(const char *s, size_t n);
 
 /* Lets each malloc arena keep up to `bytes` of freed memory instead of
- * handing it back to the kernel after every large free.  For the server:
- * see alloc.c for why.  Leaves a trim threshold set in GLIBC_TUNABLES
- * alone. */
+ * handing it back to the kernel after every large free, and keeps blocks
+ * under `bytes` in the heap.  For the server: see alloc.c for why.  Does
+ * nothing when the operator tunes malloc (GLIBC_TUNABLES with
+ * glibc.malloc.*, MALLOC_TRIM_THRESHOLD_, MALLOC_MMAP_THRESHOLD_). */
 void tk_alloc_keep_freed_memory(size_t bytes);
 
 #endif

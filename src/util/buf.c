@@ -44,9 +44,9 @@ void tk_buf_putc(tk_buf *b, char c)
 	tk_buf_append(b, &c, 1);
 }
 
-/* Formats straight into the spare capacity (made at least 256 bytes), so
- * the usual fragment is formatted once; a longer one a second time after
- * growing. */
+/* Formats straight into the spare capacity (made room for at least 256
+ * bytes and the NUL), so the usual fragment is formatted once; a longer
+ * one a second time after growing. */
 void tk_buf_printf(tk_buf *b, const char *fmt, ...)
 {
 	tk_buf_reserve(b, 256);
@@ -81,7 +81,8 @@ void tk_buf_json_string(tk_buf *b, const char *s, size_t len)
 		unsigned char c = (unsigned char)s[i];
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
-		tk_buf_append(b, s + run, i - run);
+		if (i > run)
+			tk_buf_append(b, s + run, i - run);
 		run = i + 1;
 		switch (c) {
 		case '"': tk_buf_append(b, "\\\"", 2); break;
@@ -95,7 +96,8 @@ void tk_buf_json_string(tk_buf *b, const char *s, size_t len)
 		}
 		}
 	}
-	tk_buf_append(b, s + run, len - run);
+	if (len > run)
+		tk_buf_append(b, s + run, len - run);
 	tk_buf_putc(b, '"');
 }
 

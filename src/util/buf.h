@@ -27,6 +27,7 @@ void tk_buf_reserve(tk_buf *b, size_t extra);
 void tk_buf_append(tk_buf *b, const void *data, size_t len);
 void tk_buf_puts(tk_buf *b, const char *s);
 void tk_buf_putc(tk_buf *b, char c);
+/* The arguments must not point into b: it is formatted in place. */
 void tk_buf_printf(tk_buf *b, const char *fmt, ...) TK_PRINTF(2, 3);
 /* Appends s (of length len) as a JSON string literal, quotes included. */
 void tk_buf_json_string(tk_buf *b, const char *s, size_t len);
