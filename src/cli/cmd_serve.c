@@ -25,7 +25,7 @@
 /* Operator work (a 100,000-lead migration, a cleanup batch) may take minutes. */
 #define SERVE_OPERATOR_STATEMENT_TIMEOUT_MS (30 * 60 * 1000)
 /* Freed memory each malloc arena keeps (util/alloc.h): a few batches of
- * deep pages' results; 1 MiB already removed most page faults in W5. */
+ * deep pages' results; 1 MiB already took most of W5's gain (bench/README). */
 #define SERVE_MALLOC_KEEP_BYTES (4 * 1024 * 1024)
 
 static void serve_usage(void)
