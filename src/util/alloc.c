@@ -74,7 +74,7 @@ char *tk_strndup(const char *s, size_t n)
  * KiB at first) is freed.  A worker that reads a batch of deep pages
  * (bench W5 at 64 connections) frees a few hundred KiB of results after
  * every batch, so the next batch faulted the same pages in again: 1,900 to
- * 18,800 page faults per 5 s, and 96-100 µs of CPU per request against 70
+ * 18,800 page faults per 5 s, and 96-100 us of CPU per request against 70
  * with the memory kept (bench/README, "Freed memory kept by each worker").
  * Setting the trim threshold switches glibc's own adjustment off, so the
  * mmap threshold is set with it: blocks under `bytes` stay in the heap
