@@ -14,7 +14,8 @@
 
 const tk_route tk_api_routes[] = {
     {"GET", "/v1/leads", NULL, TK_AUTH_TENANT, TK_BODY_NONE, TK_FEATURE_LEAD_READ, &lead_list_tx},
-    {"POST", "/v1/leads", lead_create, TK_AUTH_TENANT, TK_BODY_JSON, TK_FEATURE_LEAD_CREATE, NULL},
+    {"POST", "/v1/leads", NULL, TK_AUTH_TENANT, TK_BODY_JSON, TK_FEATURE_LEAD_CREATE,
+     &lead_create_tx},
     {"GET", "/v1/leads/stats", NULL, TK_AUTH_TENANT, TK_BODY_NONE, TK_FEATURE_LEAD_READ,
      &lead_stats_tx},
     {"GET", "/v1/leads/:id", NULL, TK_AUTH_TENANT, TK_BODY_NONE, TK_FEATURE_LEAD_READ,

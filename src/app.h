@@ -30,18 +30,22 @@ typedef tk_status (*tk_handler)(tk_app *app, tk_request *req, db_conn *conn, tk_
                                 tk_error *err);
 
 /*
- * A handler whose work is one read-only transaction, in two halves, so that
- * the server can send the transactions of many requests in one pipeline
- * round trip (server.c): prepare validates the request and queues its
- * statements on tx (the tenant context is already set), keeping anything
- * render needs in *state (request arena); render builds the response from
- * the results.  The server may also run the halves alone, on a connection,
- * like any handler.
+ * A handler whose work is one transaction, in two halves, so that the
+ * server can send the transactions of many requests together (server.c):
+ * prepare validates the request and queues its statements on tx (the
+ * tenant context is already set), keeping anything render needs in *state
+ * (request arena); render builds the response from the results.  The
+ * server may also run the halves alone, on a connection, like any handler.
+ * A transaction that writes says so: the server never sends it a second
+ * time once it may have run (whether it committed is unknown), and gives it
+ * a connection of its own when one is free, so that the COMMITs of a batch
+ * wait for the WAL together rather than one after another.
  */
 typedef struct tk_tx_handler {
 	tk_status (*prepare)(tk_request *req, db_tx *tx, void **state, tk_error *err);
 	tk_status (*render)(tk_request *req, db_tx *tx, void *state, tk_response *res,
 	                    tk_error *err);
+	bool writes;
 } tk_tx_handler;
 
 #endif

@@ -232,7 +232,8 @@ static void poll_every_acquire_for_a_while(db_pool *p)
 		p->poll_every_acquire_until = until;
 }
 
-tk_status db_pool_acquire(db_pool *p, db_conn **out, tk_error *err)
+/* db_pool_acquire, or with wait false db_pool_try_acquire. */
+static tk_status acquire(db_pool *p, bool wait, db_conn **out, tk_error *err)
 {
 	struct timespec now, deadline;
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -241,6 +242,10 @@ tk_status db_pool_acquire(db_pool *p, db_conn **out, tk_error *err)
 
 	pthread_mutex_lock(&p->lock);
 	bool waited = p->nfree == 0;
+	if (waited && !wait) {
+		pthread_mutex_unlock(&p->lock);
+		return tk_error_set(err, 503, "pool_timeout", NULL, "no free connection");
+	}
 	while (p->nfree == 0) {
 		int rc = pthread_cond_timedwait(&p->available, &p->lock, &deadline);
 		if (rc == ETIMEDOUT && p->nfree == 0) {
@@ -313,6 +318,17 @@ tk_status db_pool_acquire(db_pool *p, db_conn **out, tk_error *err)
 	}
 	pthread_mutex_unlock(&p->lock);
 	return st;
+}
+
+tk_status db_pool_acquire(db_pool *p, db_conn **out, tk_error *err)
+{
+	return acquire(p, true, out, err);
+}
+
+bool db_pool_try_acquire(db_pool *p, db_conn **out)
+{
+	tk_error ignored = {0};
+	return acquire(p, false, out, &ignored) == TK_OK;
 }
 
 bool db_conn_make_idle(db_conn *c)

@@ -35,7 +35,7 @@ typedef struct tk_route {
 	tk_auth auth;            /* who may call it: a tenant key, an operator token */
 	tk_body body;            /* whether a JSON body is required, optional or refused */
 	tk_feature feature;      /* the plan feature the tenant needs (403 otherwise) */
-	const tk_tx_handler *tx; /* or: one read-only transaction (app.h) */
+	const tk_tx_handler *tx; /* or: one transaction in two halves (app.h) */
 } tk_route;
 
 /*

@@ -631,18 +631,151 @@ static void batch_finish(tk_request *req, int batch, tk_status st, const tk_erro
 	db_tx_clear(c->tx);
 }
 
+static bool batch_writes(const tk_request *req)
+{
+	return ((const coalesced *)req->coalesced)->handler->writes;
+}
+
+/* One pooled connection's share of a batch: one pipeline, one Sync. */
+typedef struct batch_pipeline {
+	db_conn *conn;
+	tk_request *reqs[SERVER_BATCH_MAX];
+	int n;
+} batch_pipeline;
+
 /*
- * Sends the transactions of the worker's batched requests on one pooled
- * connection, each its own BEGIN ... COMMIT with its own tenant context,
- * in one pipeline with one Sync at the end, and reads their results in
- * order: one write and one round trip for the lot, and PostgreSQL runs them
- * back to back without waiting on the network.  Each request's answer is
- * rendered here and sent by libmicrohttpd on the worker's next run.
+ * Shares todo out among connections: the reads all go on the first, one
+ * connection waited for like any request's; each write goes on a
+ * connection of its own when the pool has one free at once, and after the
+ * reads on the first otherwise.  False (err set) when not even the first
+ * connection could be had.
+ */
+static bool batch_plan(db_pool *pool, tk_request **todo, int ntodo, batch_pipeline *pipes,
+                       int *npipes, tk_error *err)
+{
+	*npipes = 0;
+	if (db_pool_acquire(pool, &pipes[0].conn, err) != TK_OK)
+		return false;
+	pipes[0].n = 0;
+	*npipes = 1;
+	for (int i = 0; i < ntodo; i++)
+		if (!batch_writes(todo[i]))
+			pipes[0].reqs[pipes[0].n++] = todo[i];
+	for (int i = 0; i < ntodo; i++) {
+		if (!batch_writes(todo[i]))
+			continue;
+		batch_pipeline *own = &pipes[*npipes];
+		if (pipes[0].n > 0 && db_pool_try_acquire(pool, &own->conn)) {
+			own->reqs[0] = todo[i];
+			own->n = 1;
+			(*npipes)++;
+		} else {
+			pipes[0].reqs[pipes[0].n++] = todo[i];
+		}
+	}
+	return true;
+}
+
+/* Sends a pipeline; the number of transactions sent (0 if the connection
+ * failed: no Sync went out, so nothing will answer). */
+static int pipeline_send(batch_pipeline *p)
+{
+	int nsent = 0;
+	for (; nsent < p->n; nsent++) {
+		coalesced *c = p->reqs[nsent]->coalesced;
+		db_tx_forget_results(c->tx);
+		db_tx_bind(c->tx, p->conn);
+		db_tx_set_batched(c->tx, true);
+		if (db_tx_send(c->tx, nsent == p->n - 1) != TK_OK)
+			break;
+	}
+	if (nsent < p->n) {
+		db_conn_mark_broken(p->conn);
+		return 0;
+	}
+	for (int k = 0; k < nsent; k++)
+		db_tx_allow_batch(((coalesced *)p->reqs[k]->coalesced)->tx, nsent);
+	return nsent;
+}
+
+/*
+ * Reads a sent pipeline's results in order and answers its requests, then
+ * releases its connection.  Transactions that must go again are added to
+ * again: those skipped after an earlier failure (they never ran), and,
+ * while *may_retry_lost, the reads not answered on a lost connection.
+ * A write not answered on a lost connection may have committed: it gets
+ * 503, as a write on its own does, and is never sent again.
+ */
+static void pipeline_receive(db_pool *pool, batch_pipeline *p, int nsent, bool *may_retry_lost,
+                             tk_request **again, int *nagain)
+{
+	bool lost = nsent < p->n, failed = false;
+	int i = 0;
+	for (; i < nsent && !lost; i++) {
+		coalesced *c = p->reqs[i]->coalesced;
+		tk_error e = {0};
+		tk_status st = db_tx_receive(c->tx, &e);
+		if (st == TK_OK) {
+			batch_finish(p->reqs[i], nsent, st, NULL);
+		} else if (db_tx_connection_lost(c->tx)) {
+			lost = true;
+			break;
+		} else if (db_tx_skipped(c->tx) && failed) {
+			again[(*nagain)++] = p->reqs[i]; /* never ran: send again */
+			log_debug("batch: a transaction skipped after an earlier one failed "
+			          "goes again");
+		} else {
+			failed = true;
+			batch_finish(p->reqs[i], nsent, st, &e);
+		}
+	}
+	/* Whatever was not answered on a lost connection. */
+	tk_request *lost_reads[SERVER_BATCH_MAX];
+	int nlost_reads = 0;
+	tk_error unavailable = {0};
+	unavailable.retry_after = 1;
+	tk_error_set(&unavailable, 503, "database_unavailable", NULL,
+	             "the database is unavailable; retry shortly");
+	for (; i < p->n; i++) {
+		db_tx_abandon(((coalesced *)p->reqs[i]->coalesced)->tx);
+		if (batch_writes(p->reqs[i]))
+			batch_finish(p->reqs[i], 0, TK_ERR, &unavailable);
+		else
+			lost_reads[nlost_reads++] = p->reqs[i];
+	}
+	db_pool_release(pool, p->conn); /* rolls back an aborted transaction */
+	p->conn = NULL;
+
+	if (nlost_reads == 0)
+		return;
+	if (*may_retry_lost) {
+		*may_retry_lost = false;
+		log_info("retrying %d reads on a fresh database connection", nlost_reads);
+		for (int k = 0; k < nlost_reads; k++)
+			again[(*nagain)++] = lost_reads[k];
+	} else {
+		for (int k = 0; k < nlost_reads; k++)
+			batch_finish(lost_reads[k], 0, TK_ERR, &unavailable);
+	}
+}
+
+/*
+ * Sends the transactions of the worker's batched requests, each its own
+ * BEGIN ... COMMIT with its own tenant context, and reads their results.
+ * The reads go in one pipeline on one pooled connection, with one Sync at
+ * the end: one write and one round trip for the lot, and PostgreSQL runs
+ * them back to back without waiting on the network.  Each write goes on a
+ * connection of its own when the pool has one free, in a pipeline sent
+ * before any answer is awaited, so their COMMITs wait for the WAL flush
+ * together (one backend runs its pipeline's COMMITs one flush after
+ * another).  Each request's answer is rendered here and sent by
+ * libmicrohttpd on the worker's next run.
  *
  * A transaction that fails makes PostgreSQL skip everything after it up to
- * the Sync; the skipped ones never ran and are sent again once the failed
- * one is rolled back.  If the connection is lost, the reads not yet
- * answered are retried once on a fresh connection, as a read on its own is.
+ * its pipeline's Sync; the skipped ones never ran and are sent again once
+ * the failed one is rolled back.  If a connection is lost, the reads not
+ * yet answered are retried once on a fresh connection, as a read on its
+ * own is; the writes are answered 503.
  */
 static void flush_batch(server_worker *w)
 {
@@ -654,78 +787,21 @@ static void flush_batch(server_worker *w)
 	bool may_retry_lost = true;
 
 	while (ntodo > 0) {
-		db_conn *conn = NULL;
+		batch_pipeline pipes[SERVER_BATCH_MAX];
+		int npipes = 0;
 		tk_error perr = {0};
-		if (db_pool_acquire(pool, &conn, &perr) != TK_OK) {
+		if (!batch_plan(pool, todo, ntodo, pipes, &npipes, &perr)) {
 			for (int i = 0; i < ntodo; i++)
 				batch_finish(todo[i], 0, TK_ERR, &perr);
 			return;
 		}
-		int nsent = 0;
-		for (; nsent < ntodo; nsent++) {
-			coalesced *c = todo[nsent]->coalesced;
-			db_tx_forget_results(c->tx);
-			db_tx_bind(c->tx, conn);
-			db_tx_set_batched(c->tx, true);
-			if (db_tx_send(c->tx, nsent == ntodo - 1) != TK_OK)
-				break;
-		}
-		if (nsent < ntodo) {
-			nsent = 0; /* no Sync went out: nothing will answer */
-			db_conn_mark_broken(conn);
-		}
-		for (int k = 0; k < nsent; k++)
-			db_tx_allow_batch(((coalesced *)todo[k]->coalesced)->tx, nsent);
-
-		tk_request *again[SERVER_BATCH_MAX];
-		int nagain = 0;
-		bool lost = nsent < ntodo, failed = false;
-		int i = 0;
-		for (; i < nsent && !lost; i++) {
-			coalesced *c = todo[i]->coalesced;
-			tk_error e = {0};
-			tk_status st = db_tx_receive(c->tx, &e);
-			if (st == TK_OK) {
-				batch_finish(todo[i], nsent, st, NULL);
-			} else if (db_tx_connection_lost(c->tx)) {
-				lost = true;
-				break;
-			} else if (db_tx_skipped(c->tx) && failed) {
-				again[nagain++] = todo[i]; /* never ran: send again */
-				log_debug(
-				    "batch: a transaction skipped after an earlier one failed "
-				    "goes again");
-			} else {
-				failed = true;
-				batch_finish(todo[i], nsent, st, &e);
-			}
-		}
-		/* Whatever was not answered on a lost connection. */
-		tk_request *lost_reqs[SERVER_BATCH_MAX];
-		int nlost = 0;
-		for (; i < ntodo; i++) {
-			db_tx_abandon(((coalesced *)todo[i]->coalesced)->tx);
-			lost_reqs[nlost++] = todo[i];
-		}
-		db_pool_release(pool, conn); /* rolls back an aborted transaction */
-
-		if (nlost > 0) {
-			if (may_retry_lost) {
-				may_retry_lost = false;
-				log_info("retrying %d reads on a fresh database connection", nlost);
-				for (int k = 0; k < nlost; k++)
-					again[nagain++] = lost_reqs[k];
-			} else {
-				tk_error e = {0};
-				e.retry_after = 1;
-				tk_error_set(&e, 503, "database_unavailable", NULL,
-				             "the database is unavailable; retry shortly");
-				for (int k = 0; k < nlost; k++)
-					batch_finish(lost_reqs[k], 0, TK_ERR, &e);
-			}
-		}
-		memcpy(todo, again, (size_t)nagain * sizeof *todo);
-		ntodo = nagain;
+		int nsent[SERVER_BATCH_MAX];
+		for (int k = 0; k < npipes; k++)
+			nsent[k] = pipeline_send(&pipes[k]);
+		/* The pipelines hold the requests now: todo collects what goes again. */
+		ntodo = 0;
+		for (int k = 0; k < npipes; k++)
+			pipeline_receive(pool, &pipes[k], nsent[k], &may_retry_lost, todo, &ntodo);
 	}
 }
 

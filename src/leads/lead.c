@@ -89,30 +89,6 @@ static void respond_lead(tk_request *req, tk_response *res, int status, PGresult
 	tk_response_json(req, res, status, PQgetvalue(r, 0, 2), (size_t)PQgetlength(r, 0, 2));
 }
 
-tk_status lead_create(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err)
-{
-	(void)app;
-	lead_input in;
-	if (tk_request_check_params(req, no_params, err) != TK_OK ||
-	    lead_input_parse(req->arena, req->body.data, req->body.len, false, &in, err) != TK_OK)
-		return TK_ERR;
-	const char *sql = lead_sql_create(req->arena);
-	const char *params[9] = {req->tenant.id};
-	for (int i = 0; i < LEAD_IN_COUNT; i++)
-		params[i + 1] = in.value[i];
-	db_tx *tx = context_tx(req, conn);
-	int q = db_tx_add(tx, sql, 9, params);
-	tk_status st = db_tx_run(tx, err);
-	if (st == TK_OK) {
-		PGresult *r = db_tx_result(tx, q);
-		char *location = tk_arena_printf(req->arena, "/v1/leads/%s", PQgetvalue(r, 0, 0));
-		tk_response_header(req, res, "Location", location);
-		respond_lead(req, res, 201, r);
-	}
-	db_tx_clear(tx);
-	return st;
-}
-
 /* Queues a statement whose parameters live in the request arena. */
 static tk_status add_stmt(db_tx *tx, const char *sql, int nparams, const char *const *params,
                           tk_error *err)
@@ -121,6 +97,34 @@ static tk_status add_stmt(db_tx *tx, const char *sql, int nparams, const char *c
 		return tk_error_set(err, 500, "internal_error", NULL, "an internal error occurred");
 	return TK_OK;
 }
+
+static tk_status create_prepare(tk_request *req, db_tx *tx, void **state, tk_error *err)
+{
+	(void)state;
+	lead_input in;
+	if (tk_request_check_params(req, no_params, err) != TK_OK ||
+	    lead_input_parse(req->arena, req->body.data, req->body.len, false, &in, err) != TK_OK)
+		return TK_ERR;
+	const char **params = tk_arena_alloc(req->arena, (1 + LEAD_IN_COUNT) * sizeof *params);
+	params[0] = req->tenant.id;
+	for (int i = 0; i < LEAD_IN_COUNT; i++)
+		params[i + 1] = in.value[i];
+	return add_stmt(tx, lead_sql_create(req->arena), 1 + LEAD_IN_COUNT, params, err);
+}
+
+static tk_status create_render(tk_request *req, db_tx *tx, void *state, tk_response *res,
+                               tk_error *err)
+{
+	(void)state;
+	(void)err;
+	PGresult *r = db_tx_result(tx, 0);
+	char *location = tk_arena_printf(req->arena, "/v1/leads/%s", PQgetvalue(r, 0, 0));
+	tk_response_header(req, res, "Location", location);
+	respond_lead(req, res, 201, r);
+	return TK_OK;
+}
+
+const tk_tx_handler lead_create_tx = {create_prepare, create_render, .writes = true};
 
 static tk_status get_prepare(tk_request *req, db_tx *tx, void **state, tk_error *err)
 {
@@ -146,7 +150,7 @@ static tk_status get_render(tk_request *req, db_tx *tx, void *state, tk_response
 	return TK_OK;
 }
 
-const tk_tx_handler lead_get_tx = {get_prepare, get_render};
+const tk_tx_handler lead_get_tx = {get_prepare, get_render, .writes = false};
 
 /* If-Match: "*", "<n>", "\"<n>\"" or W/"<n>".  Sets *version to -1 for "*"/absent. */
 static tk_status parse_if_match(const char *h, long *version, tk_error *err)
@@ -297,4 +301,4 @@ static tk_status stats_render(tk_request *req, db_tx *tx, void *state, tk_respon
 	return TK_OK;
 }
 
-const tk_tx_handler lead_stats_tx = {stats_prepare, stats_render};
+const tk_tx_handler lead_stats_tx = {stats_prepare, stats_render, .writes = false};

@@ -347,4 +347,4 @@ static tk_status list_render(tk_request *req, db_tx *tx, void *state, tk_respons
 	return TK_OK;
 }
 
-const tk_tx_handler lead_list_tx = {list_prepare, list_render};
+const tk_tx_handler lead_list_tx = {list_prepare, list_render, .writes = false};

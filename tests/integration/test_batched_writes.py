@@ -1,0 +1,239 @@
+"""test_batched_writes.py - lead creations that a worker sends to PostgreSQL
+together (src/http/server.c, flush_batch): each write is its own
+transaction, on a pooled connection of its own when one is free, so that the
+COMMITs of one batch wait for the WAL together.
+
+Each test runs its own server with one worker and a pool of several
+connections, so that writes arriving together on many keep-alive
+connections land in one batch.  What the tests hold the server to: every
+201 is a row that exists exactly once, in the asking tenant; every failure
+wrote nothing; and a write is never sent a second time.
+"""
+import http.client
+import json
+import threading
+import time
+import uuid
+
+from harness import Server, owner, test
+
+CONNECTIONS = 16
+
+
+def post_all(port, jobs_per_conn):
+    """Runs each list of (key, body) as POST /v1/leads on its own keep-alive
+    connection, all connections at once; returns [(key, body, status,
+    response json)] and the failures to talk to the server (strings)."""
+    results, failures = [], []
+    lock = threading.Lock()
+    start = threading.Barrier(len(jobs_per_conn))
+
+    def run(jobs):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.connect()
+        start.wait()
+        try:
+            for key, body in jobs:
+                conn.request("POST", "/v1/leads", body=json.dumps(body),
+                             headers={"X-Tenant-Key": key, "Content-Type": "application/json"})
+                r = conn.getresponse()
+                text = r.read().decode()
+                with lock:
+                    results.append((key, body, r.status, json.loads(text) if text else None,
+                                    r.getheader("Location")))
+        except Exception as e:  # noqa: BLE001 - reported as a failure
+            with lock:
+                failures.append("connection failed: %r" % e)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=run, args=(jobs,)) for jobs in jobs_per_conn]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return results, failures
+
+
+def names_in_db(ctx, tenant_id, prefix):
+    """name -> number of rows, for the tenant's leads whose name starts with
+    prefix (seen by the owner, RLS bypassed)."""
+    rows = owner(ctx, "SELECT name, count(*) FROM leads WHERE tenant_id = %s AND name LIKE %s"
+                 " GROUP BY name", (tenant_id, prefix + "%"))
+    return dict(rows)
+
+
+def batched_posts(access_lines):
+    return [e for e in access_lines if e.get("method") == "POST" and e.get("batch", 0) >= 1]
+
+
+def access_log(srv):
+    return [json.loads(line) for line in srv.output().splitlines() if '"msg":"request"' in line]
+
+
+@test
+def batched_writes_each_commit_once_in_their_own_tenant(ctx):
+    """Sixteen connections of three tenants create leads at once through one
+    worker, one in five of them naming an assignee who does not exist (the
+    database's foreign key refuses it): every good one is 201 with its
+    tenant's id, its own name and a Location, and exists exactly once in
+    that tenant; every refused one is 400 invalid_reference and wrote
+    nothing; and the writes went to the database in batches."""
+    tenants = [ctx.new_tenant() for _ in range(3)]
+    srv = Server(ctx, ["--threads", "1", "--pool-size", "6"])
+    run = uuid.uuid4().hex[:8]
+    try:
+        jobs_per_conn = []
+        for c in range(CONNECTIONS):
+            jobs = []
+            for i in range(25):
+                t = tenants[(c + i) % 3]
+                body = {"name": "bw-%s-%d-%d" % (run, c, i), "email": "bw%d.%d@example.com" % (c, i)}
+                if (c * 25 + i) % 5 == 0:
+                    body["assignedTo"] = str(uuid.uuid4())
+                jobs.append((t.key, body))
+            jobs_per_conn.append(jobs)
+        results, failures = post_all(srv.port, jobs_per_conn)
+        assert not failures, failures[:5]
+        assert len(results) == CONNECTIONS * 25, len(results)
+        by_key = {t.key: t for t in tenants}
+        wrong, created = [], {t.id: set() for t in tenants}
+        for key, body, status, js, location in results:
+            t = by_key[key]
+            if "assignedTo" in body:
+                if status != 400 or (js or {}).get("error", {}).get("code") != "invalid_reference":
+                    wrong.append(("expected 400 invalid_reference", body, status, js))
+                continue
+            if status != 201 or js["tenantId"] != t.id or js["name"] != body["name"] \
+                    or location != "/v1/leads/" + js["id"]:
+                wrong.append(("expected 201 with the tenant's own new lead", body, status, js))
+                continue
+            created[t.id].add(body["name"])
+        assert not wrong, "%d wrong answers, e.g. %r" % (len(wrong), wrong[:3])
+        for t in tenants:
+            in_db = names_in_db(ctx, t.id, "bw-%s-" % run)
+            assert set(in_db) == created[t.id], (
+                "rows differ from the 201s: missing %r, extra %r"
+                % (sorted(created[t.id] - set(in_db))[:5], sorted(set(in_db) - created[t.id])[:5]))
+            doubled = [n for n, k in in_db.items() if k != 1]
+            assert not doubled, "written twice: %r" % doubled[:5]
+        batched = batched_posts(access_log(srv))
+        assert batched, "no write went through a batch"
+    finally:
+        assert srv.stop() == 0
+
+
+@test
+def the_writes_of_one_batch_run_at_once_on_separate_connections(ctx):
+    """With one worker, the writes that arrive together are in the database
+    at the same time, each on a backend of its own: a trigger (for this
+    test's tenant only) notes each insert's backend and its start and end,
+    and some inserts overlap on different backends.  One backend running a
+    batch's COMMITs one after another would show no overlap."""
+    t = ctx.new_tenant()
+    owner(ctx, """
+        CREATE TABLE test_insert_spans (pid int, started timestamptz, ended timestamptz);
+        CREATE FUNCTION test_note_insert() RETURNS trigger LANGUAGE plpgsql
+            SECURITY DEFINER SET search_path = public AS $$
+        DECLARE t0 timestamptz := clock_timestamp();
+        BEGIN
+            PERFORM pg_sleep(0.05);
+            INSERT INTO test_insert_spans VALUES (pg_backend_pid(), t0, clock_timestamp());
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER test_note_insert BEFORE INSERT ON leads FOR EACH ROW
+            WHEN (NEW.tenant_id = '%s') EXECUTE FUNCTION test_note_insert();""" % t.id)
+    srv = Server(ctx, ["--threads", "1", "--pool-size", "6"])
+    try:
+        jobs_per_conn = [[(t.key, {"name": "span-%d-%d" % (c, i)}) for i in range(4)]
+                         for c in range(8)]
+        results, failures = post_all(srv.port, jobs_per_conn)
+        assert not failures, failures[:5]
+        assert [r[2] for r in results] == [201] * 32, sorted(set(r[2] for r in results))
+        spans = owner(ctx, "SELECT pid, started, ended FROM test_insert_spans")
+        assert len(spans) == 32, len(spans)
+        overlapping = [(a, b) for a in spans for b in spans
+                       if a[0] != b[0] and a[1] < b[2] and b[1] < a[2]]
+        assert overlapping, "no two inserts ran at the same time: %d backends" % len(
+            set(s[0] for s in spans))
+        assert ctx.count_leads(t.id) == 32
+    finally:
+        owner(ctx, "DROP TRIGGER test_note_insert ON leads; DROP FUNCTION test_note_insert();"
+                   " DROP TABLE test_insert_spans")
+        assert srv.stop() == 0
+
+
+@test
+def a_batched_write_is_never_sent_twice_when_backends_are_killed(ctx):
+    """PostgreSQL terminates the server's backends again and again while
+    twelve connections create leads through one worker: each answer is 201
+    or 503 database_unavailable; every 201's lead exists exactly once; a
+    503's lead exists at most once (the COMMIT may have happened just before
+    the connection died, which is why the server does not send it again);
+    nothing is written twice; and the server serves normally afterwards."""
+    import psycopg2
+    t = ctx.new_tenant()
+    srv = Server(ctx, ["--threads", "1", "--pool-size", "4"])
+    killer_db = psycopg2.connect(host=ctx.socket_dir, dbname="tekup", user="postgres")
+    killer_db.autocommit = True
+    run = uuid.uuid4().hex[:8]
+    try:
+        stop = threading.Event()
+        kills = [0]
+
+        def killer():
+            # A backend busy with a transaction, so that writes die before,
+            # during and after their COMMIT.  A connection killed while the
+            # pool sets it up makes the pool back off, when every request
+            # gets a quick 503: hence rounds, until enough writes succeed.
+            cur = killer_db.cursor()
+            while not stop.is_set():
+                cur.execute("SELECT count(pg_terminate_backend(pid)) FROM"
+                            " (SELECT pid FROM pg_stat_activity WHERE usename = 'tekup_app'"
+                            "  AND state IN ('active', 'idle in transaction')"
+                            "  ORDER BY random() LIMIT 1) b")
+                kills[0] += cur.fetchone()[0]
+                time.sleep(0.03)
+
+        results, failures = [], []
+        k = threading.Thread(target=killer)
+        k.start()
+        try:
+            for rnd in range(8):
+                jobs_per_conn = [[(t.key, {"name": "kw-%s-%d-%d-%d" % (run, rnd, c, i)})
+                                  for i in range(40)] for c in range(12)]
+                res, fail = post_all(srv.port, jobs_per_conn)
+                results += res
+                failures += fail
+                if sum(1 for r in results if r[2] == 201) >= 200 and kills[0] >= 3:
+                    break
+                time.sleep(0.5)
+        finally:
+            stop.set()
+            k.join(30)
+        assert kills[0] > 0, "no backend was terminated; the test proves nothing"
+        assert not failures, failures[:5]
+        ok = {body["name"] for _, body, status, _, _ in results if status == 201}
+        unavailable = {body["name"] for _, body, status, js, _ in results
+                       if status == 503 and js["error"]["code"] == "database_unavailable"}
+        other = [(status, js) for _, _, status, js, _ in results
+                 if status not in (201, 503) or (status == 503 and js["error"]["code"]
+                                                 != "database_unavailable")]
+        assert not other, other[:5]
+        assert len(ok) >= 200, "too few writes succeeded to prove anything: %d" % len(ok)
+        assert len(ok) + len(unavailable) == len(results), (len(ok), len(unavailable))
+        in_db = names_in_db(ctx, t.id, "kw-%s-" % run)
+        assert not [n for n, k in in_db.items() if k != 1], "a write was committed twice"
+        assert ok <= set(in_db), "acknowledged writes missing: %r" % sorted(ok - set(in_db))[:5]
+        assert set(in_db) <= ok | unavailable
+        deadline = time.time() + 15
+        while True:
+            r = ctx.http("POST", "/v1/leads", key=t.key, body={"name": "kw-%s-after" % run},
+                         port=srv.port)
+            if r.status != 503 or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert r.status == 201, r
+    finally:
+        killer_db.close()
+        assert srv.stop() == 0
