@@ -20,10 +20,10 @@ const tk_route tk_api_routes[] = {
      &lead_stats_tx},
     {"GET", "/v1/leads/:id", NULL, TK_AUTH_TENANT, TK_BODY_NONE, TK_FEATURE_LEAD_READ,
      &lead_get_tx},
-    {"PATCH", "/v1/leads/:id", lead_update, TK_AUTH_TENANT, TK_BODY_JSON, TK_FEATURE_LEAD_UPDATE,
-     NULL},
-    {"DELETE", "/v1/leads/:id", lead_delete, TK_AUTH_TENANT, TK_BODY_NONE, TK_FEATURE_LEAD_DELETE,
-     NULL},
+    {"PATCH", "/v1/leads/:id", NULL, TK_AUTH_TENANT, TK_BODY_JSON, TK_FEATURE_LEAD_UPDATE,
+     &lead_update_tx},
+    {"DELETE", "/v1/leads/:id", NULL, TK_AUTH_TENANT, TK_BODY_NONE, TK_FEATURE_LEAD_DELETE,
+     &lead_delete_tx},
 
     /* Activities of a lead (visible exactly when the lead is). */
     {"GET", "/v1/leads/:id/activities", activity_list, TK_AUTH_TENANT, TK_BODY_NONE,

@@ -5,11 +5,12 @@
  * `threads` workers, each a thread running its own libmicrohttpd daemon on
  * epoll.  A worker runs a request to completion, holding one pooled
  * database connection while it does, so a request's transaction needs no
- * locking.  The lead reads are the exception that makes the server fast:
- * their transactions (one per request, each with its own tenant context)
- * wait until the worker's libmicrohttpd run has read every request that
- * was ready, and then go to PostgreSQL in one pipeline on one connection
- * (server.c, flush_batch).
+ * locking.  The lead endpoints are the exception that makes the server
+ * fast: their transactions (one per request, each with its own tenant
+ * context) wait until the worker's libmicrohttpd run has read every request
+ * that was ready, and then go to PostgreSQL together: the reads in one
+ * pipeline on one connection, each write on a connection of its own when
+ * the pool has one free (server.c, flush_batch).
  * The server enforces its own limits on connections (total and per IP, in
  * the listener), inactivity, header bytes, body bytes and query parameters,
  * answers every rejection with the JSON error shape, and writes one

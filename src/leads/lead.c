@@ -180,10 +180,14 @@ bad:
 	                    "If-Match must be the lead's ETag, e.g. \"3\"");
 }
 
-tk_status lead_update(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err)
+/* PATCH's render needs to know whether the version probe was queued. */
+typedef struct update_state {
+	bool probed;
+} update_state;
+
+static tk_status update_prepare(tk_request *req, db_tx *tx, void **state, tk_error *err)
 {
-	(void)app;
-	char id[TK_UUID_LEN + 1];
+	char *id = tk_arena_alloc(req->arena, TK_UUID_LEN + 1);
 	lead_input in;
 	long expected_version;
 	if (path_lead_id(req, id, err) != TK_OK ||
@@ -192,7 +196,10 @@ tk_status lead_update(tk_app *app, tk_request *req, db_conn *conn, tk_response *
 	    lead_input_parse(req->arena, req->body.data, req->body.len, true, &in, err) != TK_OK)
 		return TK_ERR;
 
-	const char *params[LEAD_IN_COUNT + 3] = {req->tenant.id, id};
+	/* Borrowed by tx until its results are read: in the request arena. */
+	const char **params = tk_arena_alloc(req->arena, (LEAD_IN_COUNT + 3) * sizeof *params);
+	params[0] = req->tenant.id;
+	params[1] = id;
 	int np = 2;
 	tk_buf sql = TK_BUF_INIT;
 	tk_buf_puts(&sql, "UPDATE leads AS l SET ");
@@ -213,57 +220,66 @@ tk_status lead_update(tk_app *app, tk_request *req, db_conn *conn, tk_response *
 	}
 	tk_buf_puts(&sql, "version = l.version + 1, updated_at = now()"
 	                  " WHERE l.tenant_id = $1 AND l.id = $2");
-	char version_text[24];
 	if (expected_version > 0) {
-		snprintf(version_text, sizeof version_text, "%ld", expected_version);
-		params[np++] = version_text;
+		params[np++] = tk_arena_printf(req->arena, "%ld", expected_version);
 		tk_buf_printf(&sql, " AND l.version = $%d", np);
 	}
 	tk_buf_printf(&sql, " RETURNING %s", lead_returning_sql(req->arena));
 
-	db_tx *tx = context_tx(req, conn);
-	int q = db_tx_add(tx, tk_arena_strdup(req->arena, sql.data), np, params);
-	int probe = -1;
-	if (expected_version > 0)
-		probe = db_tx_add(tx, "SELECT 1 FROM leads WHERE tenant_id = $1 AND id = $2", 2,
-		                  params);
+	update_state *us = tk_arena_calloc(req->arena, 1, sizeof *us);
+	us->probed = expected_version > 0;
+	*state = us;
+	tk_status st = add_stmt(tx, tk_arena_strdup(req->arena, sql.data), np, params, err);
 	tk_buf_free(&sql);
-	tk_status st = db_tx_run(tx, err);
-	if (st == TK_OK) {
-		PGresult *r = db_tx_result(tx, q);
-		if (PQntuples(r) == 1)
-			respond_lead(req, res, 200, r);
-		else if (probe >= 0 && PQntuples(db_tx_result(tx, probe)) == 1)
-			st =
-			    tk_error_set(err, 412, "version_conflict", NULL,
-			                 "the lead was changed since that version; fetch it again");
-		else
-			st = lead_not_found(err);
-	}
-	db_tx_clear(tx);
+	/* Tells a lead that is not there from one at another version (412). */
+	if (st == TK_OK && us->probed)
+		st = add_stmt(tx, "SELECT 1 FROM leads WHERE tenant_id = $1 AND id = $2", 2, params,
+		              err);
 	return st;
 }
 
-tk_status lead_delete(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err)
+static tk_status update_render(tk_request *req, db_tx *tx, void *state, tk_response *res,
+                               tk_error *err)
 {
-	(void)app;
-	char id[TK_UUID_LEN + 1];
+	const update_state *us = state;
+	PGresult *r = db_tx_result(tx, 0);
+	if (PQntuples(r) == 1) {
+		respond_lead(req, res, 200, r);
+		return TK_OK;
+	}
+	if (us->probed && PQntuples(db_tx_result(tx, 1)) == 1)
+		return tk_error_set(err, 412, "version_conflict", NULL,
+		                    "the lead was changed since that version; fetch it again");
+	return lead_not_found(err);
+}
+
+const tk_tx_handler lead_update_tx = {update_prepare, update_render, .writes = true};
+
+static tk_status delete_prepare(tk_request *req, db_tx *tx, void **state, tk_error *err)
+{
+	(void)state;
+	char *id = tk_arena_alloc(req->arena, TK_UUID_LEN + 1);
 	if (path_lead_id(req, id, err) != TK_OK ||
 	    tk_request_check_params(req, no_params, err) != TK_OK)
 		return TK_ERR;
-	const char *params[] = {req->tenant.id, id};
-	db_tx *tx = context_tx(req, conn);
-	int q = db_tx_add(tx, lead_sql_delete, 2, params);
-	tk_status st = db_tx_run(tx, err);
-	if (st == TK_OK) {
-		if (strcmp(PQcmdTuples(db_tx_result(tx, q)), "1") == 0)
-			res->status = 204;
-		else
-			st = lead_not_found(err);
-	}
-	db_tx_clear(tx);
-	return st;
+	const char **params = tk_arena_alloc(req->arena, 2 * sizeof *params);
+	params[0] = req->tenant.id;
+	params[1] = id;
+	return add_stmt(tx, lead_sql_delete, 2, params, err);
 }
+
+static tk_status delete_render(tk_request *req, db_tx *tx, void *state, tk_response *res,
+                               tk_error *err)
+{
+	(void)req;
+	(void)state;
+	if (strcmp(PQcmdTuples(db_tx_result(tx, 0)), "1") != 0)
+		return lead_not_found(err);
+	res->status = 204;
+	return TK_OK;
+}
+
+const tk_tx_handler lead_delete_tx = {delete_prepare, delete_render, .writes = true};
 
 /*
  * avgDaysInStatus: for the leads now in a status, the mean number of days

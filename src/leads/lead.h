@@ -34,14 +34,13 @@ const char *lead_sql_create(tk_arena *arena);
 extern const char lead_sql_delete[];
 extern const char lead_sql_stats[];
 
-tk_status lead_update(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err);
-tk_status lead_delete(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err);
-
 /* The reads: GET /v1/leads/:id, /v1/leads/stats and /v1/leads (app.h)... */
 extern const tk_tx_handler lead_get_tx;
 extern const tk_tx_handler lead_stats_tx;
 extern const tk_tx_handler lead_list_tx;
-/* ... and one write, POST /v1/leads. */
+/* ... and the writes: POST /v1/leads, PATCH and DELETE /v1/leads/:id. */
 extern const tk_tx_handler lead_create_tx;
+extern const tk_tx_handler lead_update_tx;
+extern const tk_tx_handler lead_delete_tx;
 
 #endif

@@ -237,3 +237,116 @@ def a_batched_write_is_never_sent_twice_when_backends_are_killed(ctx):
     finally:
         killer_db.close()
         assert srv.stop() == 0
+
+
+def send_all(port, jobs_per_conn):
+    """Runs each list of (method, path, key, body, headers, check) on its
+    own keep-alive connection, all connections at once; returns the
+    failures (strings)."""
+    failures = []
+    lock = threading.Lock()
+    start = threading.Barrier(len(jobs_per_conn))
+
+    def run(jobs):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.connect()
+        start.wait()
+        try:
+            for method, path, key, body, headers, check in jobs:
+                h = {"X-Tenant-Key": key}
+                h.update(headers)
+                data = None
+                if body is not None:
+                    data = json.dumps(body)
+                    h["Content-Type"] = "application/json"
+                conn.request(method, path, body=data, headers=h)
+                r = conn.getresponse()
+                text = r.read().decode()
+                problem = check(r.status, json.loads(text) if text else None)
+                if problem:
+                    with lock:
+                        failures.append("%s %s: %s (%d %s)" % (method, path, problem, r.status,
+                                                                text[:200]))
+        except Exception as e:  # noqa: BLE001 - reported as a failure
+            with lock:
+                failures.append("connection failed: %r" % e)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=run, args=(jobs,)) for jobs in jobs_per_conn]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return failures
+
+
+def expect(status_want, code=None, **fields):
+    def check(status, body):
+        if status != status_want:
+            return "expected %d" % status_want
+        if code is not None and (body or {}).get("error", {}).get("code") != code:
+            return "expected error %s" % code
+        for k, v in fields.items():
+            if (body or {}).get(k) != v:
+                return "expected %s = %r" % (k, v)
+        return None
+    return check
+
+
+@test
+def batched_updates_and_deletes_each_apply_once(ctx):
+    """Sixteen connections of two tenants update and delete leads at once
+    through one worker.  Each connection owns two leads: it updates the
+    first twice with the right If-Match (200 each, version +1 each) and once
+    with a stale one between (412 version_conflict), deletes the second
+    (204, then 404 a second time, and a PATCH of it 404), and tries to
+    delete a lead of the other tenant (404).  Afterwards the first leads
+    hold exactly the two updates, the stale update and the other tenant's
+    delete changed nothing, the second leads are gone, and the updates and
+    deletes went to the database in batches."""
+    tenants = [ctx.new_tenant(sample_leads=16) for _ in range(2)]
+    srv = Server(ctx, ["--threads", "1", "--pool-size", "6"])
+    try:
+        leads = {}
+        for t in tenants:
+            r = ctx.http("GET", "/v1/leads?limit=100&sort=name", key=t.key, port=srv.port)
+            assert r.status == 200 and len(r.json["data"]) == 16, r
+            leads[t.id] = r.json["data"]
+        kept, gone, jobs_per_conn = {}, set(), []
+        for c in range(CONNECTIONS):
+            t, other = tenants[c % 2], tenants[(c + 1) % 2]
+            a, b = leads[t.id][c // 2], leads[t.id][8 + c // 2]
+            victim = leads[other.id][c // 2]  # another connection's first lead
+            v = a["version"]
+            kept[a["id"]] = (t.id, "patched-%d-2" % c, v + 2, a["email"])
+            gone.add(b["id"])
+            path_a, path_b = "/v1/leads/" + a["id"], "/v1/leads/" + b["id"]
+            jobs_per_conn.append([
+                ("PATCH", path_a, t.key, {"name": "patched-%d-1" % c}, {"If-Match": '"%d"' % v},
+                 expect(200, name="patched-%d-1" % c, version=v + 1)),
+                ("PATCH", path_a, t.key, {"name": "stale-%d" % c}, {"If-Match": '"%d"' % v},
+                 expect(412, "version_conflict")),
+                ("DELETE", "/v1/leads/" + victim["id"], t.key, None, {},
+                 expect(404, "lead_not_found")),
+                ("DELETE", path_b, t.key, None, {}, expect(204)),
+                ("PATCH", path_a, t.key, {"name": "patched-%d-2" % c},
+                 {"If-Match": '"%d"' % (v + 1)}, expect(200, version=v + 2)),
+                ("DELETE", path_b, t.key, None, {}, expect(404, "lead_not_found")),
+                ("PATCH", path_b, t.key, {"name": "late-%d" % c}, {},
+                 expect(404, "lead_not_found")),
+            ])
+        failures = send_all(srv.port, jobs_per_conn)
+        assert not failures, "%d wrong answers, e.g. %s" % (len(failures), failures[:5])
+        rows = owner(ctx, "SELECT id::text, tenant_id::text, name, version, email FROM leads"
+                          " WHERE tenant_id IN (%s, %s)", (tenants[0].id, tenants[1].id))
+        by_id = {r[0]: r[1:] for r in rows}
+        assert not gone & set(by_id), "deleted leads still there"
+        assert len(by_id) == 16, len(by_id)
+        for lid, want in kept.items():
+            assert by_id.get(lid) == want, (lid, by_id.get(lid), want)
+        writes = [e for e in access_log(srv) if e.get("method") in ("PATCH", "DELETE")]
+        assert len(writes) == CONNECTIONS * 7, len(writes)
+        assert [e for e in writes if e.get("batch", 0) >= 1], "no update or delete was batched"
+    finally:
+        assert srv.stop() == 0
