@@ -2,9 +2,10 @@
  * api.c - the route table: every endpoint of the API in one place.
  *
  * Literal paths come before parameterised ones on the same prefix
- * (router.h).  The lead reads are tk_tx_handlers (app.h): the server may
- * send their transactions together with other requests'.  Adding an endpoint means adding a line
- * here, naming the plan feature it needs (the seed's @TenantSecure('lead:read') etc.).
+ * (router.h).  The lead endpoints are tk_tx_handlers (app.h): the server
+ * may send their transactions together with other requests'.  Adding an
+ * endpoint means adding a line here, naming the plan feature it needs (the
+ * seed's @TenantSecure('lead:read') etc.).
  */
 #include "activities/activity.h"
 #include "admin/admin.h"

@@ -232,8 +232,9 @@ static void poll_every_acquire_for_a_while(db_pool *p)
 		p->poll_every_acquire_until = until;
 }
 
-/* db_pool_acquire, or with wait false db_pool_try_acquire. */
-static tk_status acquire(db_pool *p, bool wait, db_conn **out, tk_error *err)
+/* db_pool_acquire (wait), or db_pool_try_acquire: only while more than
+ * keep_free connections are free. */
+static tk_status acquire(db_pool *p, bool wait, int keep_free, db_conn **out, tk_error *err)
 {
 	struct timespec now, deadline;
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -242,7 +243,7 @@ static tk_status acquire(db_pool *p, bool wait, db_conn **out, tk_error *err)
 
 	pthread_mutex_lock(&p->lock);
 	bool waited = p->nfree == 0;
-	if (waited && !wait) {
+	if (!wait && p->nfree <= keep_free) {
 		pthread_mutex_unlock(&p->lock);
 		return tk_error_set(err, 503, "pool_timeout", NULL, "no free connection");
 	}
@@ -322,13 +323,13 @@ static tk_status acquire(db_pool *p, bool wait, db_conn **out, tk_error *err)
 
 tk_status db_pool_acquire(db_pool *p, db_conn **out, tk_error *err)
 {
-	return acquire(p, true, out, err);
+	return acquire(p, true, 0, out, err);
 }
 
-bool db_pool_try_acquire(db_pool *p, db_conn **out)
+bool db_pool_try_acquire(db_pool *p, int keep_free, db_conn **out)
 {
 	tk_error ignored = {0};
-	return acquire(p, false, out, &ignored) == TK_OK;
+	return acquire(p, false, keep_free, out, &ignored) == TK_OK;
 }
 
 bool db_conn_make_idle(db_conn *c)

@@ -43,11 +43,16 @@ typedef struct db_pool_options {
 db_pool *db_pool_create(const db_pool_options *opts);
 /* Waits for a connection; 503 pool_timeout or database_unavailable on failure. */
 tk_status db_pool_acquire(db_pool *pool, db_conn **out, tk_error *err) TK_MUST_CHECK;
-/* A connection only if one is free now (connecting it if its slot is
- * empty): false at once otherwise, and on any failure.  For work that can
- * also run on a connection the caller already holds, so a caller holding
- * one never waits for another (no two callers can deadlock). */
-bool db_pool_try_acquire(db_pool *pool, db_conn **out) TK_MUST_CHECK;
+/*
+ * A connection only if more than keep_free are free now, without waiting
+ * for one to be released; false otherwise, and on any failure.  A free slot
+ * with no connection yet is connected here, like any acquire, unless the
+ * pool is in its reconnect backoff.  For extra work that can also run on a
+ * connection the caller already holds: a caller that holds one never waits
+ * for another, so two callers cannot deadlock, and keep_free leaves
+ * connections for the callers that hold none.
+ */
+bool db_pool_try_acquire(db_pool *pool, int keep_free, db_conn **out) TK_MUST_CHECK;
 void db_pool_release(db_pool *pool, db_conn *conn);
 /* Closes every connection; no acquire may be in progress. */
 void db_pool_destroy(db_pool *pool);

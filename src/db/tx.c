@@ -130,6 +130,12 @@ static PGresult *get_result(db_tx *tx, PGconn *pg)
 	while (PQisBusy(pg)) {
 		long long remaining = tx->deadline_ms - monotonic_ms();
 		if (remaining <= 0) {
+			/* The answer may be waiting unread (the caller was reading
+			 * another connection): take it before giving up. */
+			if (PQconsumeInput(pg) != 1)
+				break; /* PQgetResult reports the failure */
+			if (!PQisBusy(pg))
+				break;
 			log_error("the database did not answer within the deadline; dropping the "
 			          "connection");
 			db_conn_mark_broken(tx->conn);

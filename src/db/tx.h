@@ -11,8 +11,9 @@
  *     COMMIT
  *     Sync
  *
- * and then reads every result.  (Batched reads, server.c, put several such
- * transactions in one pipeline with the Sync after the last; see below.)
+ * and then reads every result.  (Batched requests, server.c, put several
+ * such transactions in one pipeline with the Sync after the last; see
+ * below.)
  * The tenant UUID is one the server resolved
  * and validated itself; it is never client text.  Because the context is
  * SET LOCAL it ends with the transaction: a pooled connection cannot carry

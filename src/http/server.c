@@ -7,7 +7,7 @@
  *   upload callbacks  append the body, up to TK_BODY_MAX_BYTES
  *   final callback    route -> limits -> pooled connection -> tenant ->
  *                     handler -> response
- *                     or, for a read whose tenant key is cached (a
+ *                     or, for a lead request whose tenant key is cached (a
  *                     tk_tx_handler route): route -> limits -> prepare, and
  *                     the transaction waits in the worker's batch
  *   again, batched    after flush_batch: the rendered response
@@ -646,12 +646,12 @@ typedef struct batch_pipeline {
 /*
  * Shares todo out among connections: the reads all go on the first, one
  * connection waited for like any request's; each write goes on a
- * connection of its own when the pool has one free at once, and after the
- * reads on the first otherwise.  False (err set) when not even the first
- * connection could be had.
+ * connection of its own when the pool has more than keep_free free at
+ * once, and after the reads on the first otherwise.  False (err set) when
+ * not even the first connection could be had.
  */
-static bool batch_plan(db_pool *pool, tk_request **todo, int ntodo, batch_pipeline *pipes,
-                       int *npipes, tk_error *err)
+static bool batch_plan(db_pool *pool, int keep_free, tk_request **todo, int ntodo,
+                       batch_pipeline *pipes, int *npipes, tk_error *err)
 {
 	*npipes = 0;
 	if (db_pool_acquire(pool, &pipes[0].conn, err) != TK_OK)
@@ -665,7 +665,7 @@ static bool batch_plan(db_pool *pool, tk_request **todo, int ntodo, batch_pipeli
 		if (!batch_writes(todo[i]))
 			continue;
 		batch_pipeline *own = &pipes[*npipes];
-		if (pipes[0].n > 0 && db_pool_try_acquire(pool, &own->conn)) {
+		if (pipes[0].n > 0 && db_pool_try_acquire(pool, keep_free, &own->conn)) {
 			own->reqs[0] = todo[i];
 			own->n = 1;
 			(*npipes)++;
@@ -676,8 +676,11 @@ static bool batch_plan(db_pool *pool, tk_request **todo, int ntodo, batch_pipeli
 	return true;
 }
 
-/* Sends a pipeline; the number of transactions sent (0 if the connection
- * failed: no Sync went out, so nothing will answer). */
+/* Sends a pipeline; the number of transactions sent, or 0 if the
+ * connection failed.  Then no Sync went out, but libpq may have passed on
+ * earlier transactions, and PostgreSQL runs a BEGIN ... COMMIT without
+ * waiting for a Sync: a write there may have committed, and is treated as
+ * lost with the connection. */
 static int pipeline_send(batch_pipeline *p)
 {
 	int nsent = 0;
@@ -693,8 +696,6 @@ static int pipeline_send(batch_pipeline *p)
 		db_conn_mark_broken(p->conn);
 		return 0;
 	}
-	for (int k = 0; k < nsent; k++)
-		db_tx_allow_batch(((coalesced *)p->reqs[k]->coalesced)->tx, nsent);
 	return nsent;
 }
 
@@ -710,6 +711,10 @@ static void pipeline_receive(db_pool *pool, batch_pipeline *p, int nsent, bool *
                              tk_request **again, int *nagain)
 {
 	bool lost = nsent < p->n, failed = false;
+	/* Deadlines run from now, not from the send: this worker may have
+	 * spent a while reading the pipelines before this one. */
+	for (int k = 0; k < nsent; k++)
+		db_tx_allow_batch(((coalesced *)p->reqs[k]->coalesced)->tx, nsent);
 	int i = 0;
 	for (; i < nsent && !lost; i++) {
 		coalesced *c = p->reqs[i]->coalesced;
@@ -785,12 +790,16 @@ static void flush_batch(server_worker *w)
 	memcpy(todo, w->batch, (size_t)ntodo * sizeof *todo);
 	w->nbatch = 0;
 	bool may_retry_lost = true;
+	/* One connection for each other worker stays free: extra connections
+	 * for writes come out of a pool larger than the worker count, so no
+	 * worker waits for a connection because another took several. */
+	int keep_free = (int)w->server->n_workers - 1;
 
 	while (ntodo > 0) {
 		batch_pipeline pipes[SERVER_BATCH_MAX];
 		int npipes = 0;
 		tk_error perr = {0};
-		if (!batch_plan(pool, todo, ntodo, pipes, &npipes, &perr)) {
+		if (!batch_plan(pool, keep_free, todo, ntodo, pipes, &npipes, &perr)) {
 			for (int i = 0; i < ntodo; i++)
 				batch_finish(todo[i], 0, TK_ERR, &perr);
 			return;

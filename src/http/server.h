@@ -3,7 +3,7 @@
  *
  * The listener (listener.h) accepts each connection and gives it to one of
  * `threads` workers, each a thread running its own libmicrohttpd daemon on
- * epoll.  A worker runs a request to completion, holding one pooled
+ * epoll.  A worker runs a request to completion, holding a pooled
  * database connection while it does, so a request's transaction needs no
  * locking.  The lead endpoints are the exception that makes the server
  * fast: their transactions (one per request, each with its own tenant

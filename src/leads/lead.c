@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "auth/context.h"
 #include "db/tx.h"
 #include "leads/lead_fields.h"
 #include "leads/lead_input.h"

@@ -1,7 +1,8 @@
-"""test_batched_writes.py - lead creations that a worker sends to PostgreSQL
-together (src/http/server.c, flush_batch): each write is its own
-transaction, on a pooled connection of its own when one is free, so that the
-COMMITs of one batch wait for the WAL together.
+"""test_batched_writes.py - lead writes (create, update, delete) that a
+worker sends to PostgreSQL together (src/http/server.c, flush_batch): each
+write is its own transaction, on a pooled connection of its own when one is
+free, so that the COMMITs of one batch wait for the WAL together, and
+otherwise after the others in one pipeline.
 
 Each test runs its own server with one worker and a pool of several
 connections, so that writes arriving together on many keep-alive
@@ -71,16 +72,16 @@ def access_log(srv):
     return [json.loads(line) for line in srv.output().splitlines() if '"msg":"request"' in line]
 
 
-@test
-def batched_writes_each_commit_once_in_their_own_tenant(ctx):
+def creates_commit_once_in_their_own_tenant(ctx, pool_size):
     """Sixteen connections of three tenants create leads at once through one
     worker, one in five of them naming an assignee who does not exist (the
     database's foreign key refuses it): every good one is 201 with its
     tenant's id, its own name and a Location, and exists exactly once in
     that tenant; every refused one is 400 invalid_reference and wrote
-    nothing; and the writes went to the database in batches."""
+    nothing; and the writes went to the database in batches.  Returns the
+    server's log."""
     tenants = [ctx.new_tenant() for _ in range(3)]
-    srv = Server(ctx, ["--threads", "1", "--pool-size", "6"])
+    srv = Server(ctx, ["--threads", "1", "--pool-size", str(pool_size), "--log-level", "debug"])
     run = uuid.uuid4().hex[:8]
     try:
         jobs_per_conn = []
@@ -121,6 +122,21 @@ def batched_writes_each_commit_once_in_their_own_tenant(ctx):
         assert batched, "no write went through a batch"
     finally:
         assert srv.stop() == 0
+    return srv.output()
+
+
+@test
+def batched_writes_on_connections_of_their_own_each_commit_once(ctx):
+    creates_commit_once_in_their_own_tenant(ctx, 6)
+
+
+@test
+def batched_writes_sharing_one_pipeline_each_commit_once(ctx):
+    """As above with a pool of one connection, so that a batch's writes
+    share one pipeline: a refused write makes PostgreSQL skip the writes
+    after it, and those are sent again (they never ran)."""
+    log = creates_commit_once_in_their_own_tenant(ctx, 1)
+    assert "goes again" in log, "no write was ever skipped after a refused one"
 
 
 @test
@@ -345,8 +361,58 @@ def batched_updates_and_deletes_each_apply_once(ctx):
         assert len(by_id) == 16, len(by_id)
         for lid, want in kept.items():
             assert by_id.get(lid) == want, (lid, by_id.get(lid), want)
-        writes = [e for e in access_log(srv) if e.get("method") in ("PATCH", "DELETE")]
+        deadline = time.time() + 5  # access lines may wait a few ms to be written
+        while True:
+            writes = [e for e in access_log(srv) if e.get("method") in ("PATCH", "DELETE")]
+            if len(writes) >= CONNECTIONS * 7 or time.time() > deadline:
+                break
+            time.sleep(0.05)
         assert len(writes) == CONNECTIONS * 7, len(writes)
         assert [e for e in writes if e.get("batch", 0) >= 1], "no update or delete was batched"
     finally:
         assert srv.stop() == 0
+
+
+@test
+def writes_behind_slow_reads_in_a_batch_are_answered_not_dropped(ctx):
+    """A batch whose reads take longer, all together, than one write is
+    allowed (statement_timeout plus a grace): the writes on connections of
+    their own have long been answered when the worker comes to read them,
+    and each is a 201 that exists once - not a 503 for a write that
+    committed (which a client would retry into a duplicate).  The reads are
+    made slow (0.4 s each, under the 1 s statement_timeout) by a tenant
+    function that sleeps for one tenant."""
+    slow = ctx.new_tenant(sample_leads=1)
+    fast = ctx.new_tenant()
+    original = owner(ctx, "SELECT pg_get_functiondef('current_tenant_id()'::regprocedure)")[0][0]
+    srv = Server(ctx, ["--threads", "1", "--pool-size", "8", "--statement-timeout-ms", "1000"])
+    run = uuid.uuid4().hex[:8]
+    try:
+        lead = list(leads_of(ctx, slow, srv.port).values())[0]
+        owner(ctx, """
+            CREATE OR REPLACE FUNCTION current_tenant_id() RETURNS uuid
+                LANGUAGE plpgsql STABLE AS $$
+            BEGIN
+                IF current_setting('app.current_tenant', true) = '%s' THEN
+                    PERFORM pg_sleep(0.4);
+                END IF;
+                RETURN NULLIF(current_setting('app.current_tenant', true), '')::uuid;
+            END $$""" % slow.id)
+        jobs_per_conn = [[("GET", "/v1/leads/" + lead["id"], slow.key, None, {}, expect(200))] * 2
+                         for _ in range(12)]
+        jobs_per_conn += [[("POST", "/v1/leads", fast.key, {"name": "sr-%s-%d-%d" % (run, c, i)},
+                            {}, expect(201)) for i in range(4)] for c in range(6)]
+        failures = send_all(srv.port, jobs_per_conn)
+        assert not failures, "%d wrong answers, e.g. %s" % (len(failures), failures[:5])
+        in_db = names_in_db(ctx, fast.id, "sr-%s-" % run)
+        assert len(in_db) == 24 and set(in_db.values()) == {1}, in_db
+        assert "did not answer within the deadline" not in srv.output()
+    finally:
+        owner(ctx, original)
+        assert srv.stop() == 0
+
+
+def leads_of(ctx, t, port):
+    r = ctx.http("GET", "/v1/leads?limit=100", key=t.key, port=port)
+    assert r.status == 200, r
+    return {lead["id"]: lead for lead in r.json["data"]}
