@@ -341,6 +341,90 @@ def login(ctx, key, email, password=ADMIN_PASSWORD):
     return r.json["token"]
 
 
+def send_all(port, jobs_per_conn):
+    """Runs each list of jobs on its own keep-alive connection, all
+    connections at once.  A job is (method, path, key, body, headers,
+    check): body a dict sent as JSON or None; check(status, json) returns a
+    problem (string) or None, or check is None.  Returns the answers as
+    [(job, status, json, Location header)] and the problems (strings)."""
+    import threading
+    results, failures = [], []
+    lock = threading.Lock()
+    start = threading.Barrier(len(jobs_per_conn))
+
+    def run(jobs):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.connect()
+        start.wait()
+        try:
+            for job in jobs:
+                method, path, key, body, headers, check = job
+                h = dict(headers, **{"X-Tenant-Key": key})
+                data = None
+                if body is not None:
+                    data = json.dumps(body)
+                    h["Content-Type"] = "application/json"
+                conn.request(method, path, body=data, headers=h)
+                r = conn.getresponse()
+                text = r.read().decode()
+                js = json.loads(text) if text else None
+                problem = check(r.status, js) if check else None
+                with lock:
+                    results.append((job, r.status, js, r.getheader("Location")))
+                    if problem:
+                        failures.append("%s %s: %s (%d %s)" % (method, path, problem, r.status,
+                                                                text[:200]))
+        except Exception as e:  # noqa: BLE001 - reported as a failure
+            with lock:
+                failures.append("connection failed: %r" % e)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=run, args=(jobs,)) for jobs in jobs_per_conn]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return results, failures
+
+
+class BackendKiller:
+    """While in its with-block, terminates one of the server's backends
+    (role tekup_app) every `pause` seconds, picked at random; busy_only
+    picks among those running a statement or inside a transaction.  kills
+    counts the backends terminated."""
+
+    def __init__(self, ctx, pause=0.02, busy_only=False):
+        self.ctx, self.pause, self.busy_only = ctx, pause, busy_only
+        self.kills = 0
+
+    def _run(self):
+        cur = self.db.cursor()
+        busy = " AND state IN ('active', 'idle in transaction')" if self.busy_only else ""
+        while not self.stopping.is_set():
+            cur.execute("SELECT count(pg_terminate_backend(pid)) FROM"
+                        " (SELECT pid FROM pg_stat_activity WHERE usename = 'tekup_app'%s"
+                        "  ORDER BY random() LIMIT 1) b" % busy)
+            self.kills += cur.fetchone()[0]
+            time.sleep(self.pause)
+
+    def __enter__(self):
+        import threading
+        import psycopg2
+        self.db = psycopg2.connect(host=self.ctx.socket_dir, dbname="tekup", user="postgres")
+        self.db.autocommit = True
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.thread.join(30)
+        self.db.close()
+        return False
+
+
 def owner(ctx, sql, params=()):
     """Runs sql as the schema owner (RLS bypassed): rows, or the row count."""
     c = ctx.owner_db()

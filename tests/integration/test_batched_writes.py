@@ -10,50 +10,18 @@ connections land in one batch.  What the tests hold the server to: every
 201 is a row that exists exactly once, in the asking tenant; every failure
 wrote nothing; and a write is never sent a second time.
 """
-import http.client
 import json
-import threading
 import time
 import uuid
 
-from harness import Server, owner, test
+from harness import BackendKiller, Server, owner, send_all, test
 
 CONNECTIONS = 16
 
 
-def post_all(port, jobs_per_conn):
-    """Runs each list of (key, body) as POST /v1/leads on its own keep-alive
-    connection, all connections at once; returns [(key, body, status,
-    response json)] and the failures to talk to the server (strings)."""
-    results, failures = [], []
-    lock = threading.Lock()
-    start = threading.Barrier(len(jobs_per_conn))
-
-    def run(jobs):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.connect()
-        start.wait()
-        try:
-            for key, body in jobs:
-                conn.request("POST", "/v1/leads", body=json.dumps(body),
-                             headers={"X-Tenant-Key": key, "Content-Type": "application/json"})
-                r = conn.getresponse()
-                text = r.read().decode()
-                with lock:
-                    results.append((key, body, r.status, json.loads(text) if text else None,
-                                    r.getheader("Location")))
-        except Exception as e:  # noqa: BLE001 - reported as a failure
-            with lock:
-                failures.append("connection failed: %r" % e)
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=run, args=(jobs,)) for jobs in jobs_per_conn]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return results, failures
+def create(key, name, **fields):
+    """A job: POST /v1/leads with name and fields, answers checked later."""
+    return ("POST", "/v1/leads", key, dict(fields, name=name), {}, None)
 
 
 def names_in_db(ctx, tenant_id, prefix):
@@ -89,17 +57,17 @@ def creates_commit_once_in_their_own_tenant(ctx, pool_size):
             jobs = []
             for i in range(25):
                 t = tenants[(c + i) % 3]
-                body = {"name": "bw-%s-%d-%d" % (run, c, i), "email": "bw%d.%d@example.com" % (c, i)}
+                fields = {"email": "bw%d.%d@example.com" % (c, i)}
                 if (c * 25 + i) % 5 == 0:
-                    body["assignedTo"] = str(uuid.uuid4())
-                jobs.append((t.key, body))
+                    fields["assignedTo"] = str(uuid.uuid4())
+                jobs.append(create(t.key, "bw-%s-%d-%d" % (run, c, i), **fields))
             jobs_per_conn.append(jobs)
-        results, failures = post_all(srv.port, jobs_per_conn)
+        results, failures = send_all(srv.port, jobs_per_conn)
         assert not failures, failures[:5]
         assert len(results) == CONNECTIONS * 25, len(results)
         by_key = {t.key: t for t in tenants}
         wrong, created = [], {t.id: set() for t in tenants}
-        for key, body, status, js, location in results:
+        for (_, _, key, body, _, _), status, js, location in results:
             t = by_key[key]
             if "assignedTo" in body:
                 if status != 400 or (js or {}).get("error", {}).get("code") != "invalid_reference":
@@ -161,11 +129,11 @@ def the_writes_of_one_batch_run_at_once_on_separate_connections(ctx):
             WHEN (NEW.tenant_id = '%s') EXECUTE FUNCTION test_note_insert();""" % t.id)
     srv = Server(ctx, ["--threads", "1", "--pool-size", "6"])
     try:
-        jobs_per_conn = [[(t.key, {"name": "span-%d-%d" % (c, i)}) for i in range(4)]
+        jobs_per_conn = [[create(t.key, "span-%d-%d" % (c, i)) for i in range(4)]
                          for c in range(8)]
-        results, failures = post_all(srv.port, jobs_per_conn)
+        results, failures = send_all(srv.port, jobs_per_conn)
         assert not failures, failures[:5]
-        assert [r[2] for r in results] == [201] * 32, sorted(set(r[2] for r in results))
+        assert [r[1] for r in results] == [201] * 32, sorted(set(r[1] for r in results))
         spans = owner(ctx, "SELECT pid, started, ended FROM test_insert_spans")
         assert len(spans) == 32, len(spans)
         overlapping = [(a, b) for a in spans for b in spans
@@ -187,54 +155,32 @@ def a_batched_write_is_never_sent_twice_when_backends_are_killed(ctx):
     503's lead exists at most once (the COMMIT may have happened just before
     the connection died, which is why the server does not send it again);
     nothing is written twice; and the server serves normally afterwards."""
-    import psycopg2
     t = ctx.new_tenant()
     srv = Server(ctx, ["--threads", "1", "--pool-size", "4"])
-    killer_db = psycopg2.connect(host=ctx.socket_dir, dbname="tekup", user="postgres")
-    killer_db.autocommit = True
     run = uuid.uuid4().hex[:8]
     try:
-        stop = threading.Event()
-        kills = [0]
-
-        def killer():
-            # A backend busy with a transaction, so that writes die before,
-            # during and after their COMMIT.  A connection killed while the
-            # pool sets it up makes the pool back off, when every request
-            # gets a quick 503: hence rounds, until enough writes succeed.
-            cur = killer_db.cursor()
-            while not stop.is_set():
-                cur.execute("SELECT count(pg_terminate_backend(pid)) FROM"
-                            " (SELECT pid FROM pg_stat_activity WHERE usename = 'tekup_app'"
-                            "  AND state IN ('active', 'idle in transaction')"
-                            "  ORDER BY random() LIMIT 1) b")
-                kills[0] += cur.fetchone()[0]
-                time.sleep(0.03)
-
+        # A backend busy with a transaction, so that writes die before,
+        # during and after their COMMIT.  A connection killed while the pool
+        # sets it up makes the pool back off, when every request gets a
+        # quick 503: hence rounds, until enough writes succeed.
         results, failures = [], []
-        k = threading.Thread(target=killer)
-        k.start()
-        try:
+        with BackendKiller(ctx, pause=0.03, busy_only=True) as killer:
             for rnd in range(8):
-                jobs_per_conn = [[(t.key, {"name": "kw-%s-%d-%d-%d" % (run, rnd, c, i)})
+                jobs_per_conn = [[create(t.key, "kw-%s-%d-%d-%d" % (run, rnd, c, i))
                                   for i in range(40)] for c in range(12)]
-                res, fail = post_all(srv.port, jobs_per_conn)
+                res, fail = send_all(srv.port, jobs_per_conn)
                 results += res
                 failures += fail
-                if sum(1 for r in results if r[2] == 201) >= 200 and kills[0] >= 3:
+                if sum(1 for r in results if r[1] == 201) >= 200 and killer.kills >= 3:
                     break
                 time.sleep(0.5)
-        finally:
-            stop.set()
-            k.join(30)
-        assert kills[0] > 0, "no backend was terminated; the test proves nothing"
+        assert killer.kills > 0, "no backend was terminated; the test proves nothing"
         assert not failures, failures[:5]
-        ok = {body["name"] for _, body, status, _, _ in results if status == 201}
-        unavailable = {body["name"] for _, body, status, js, _ in results
-                       if status == 503 and js["error"]["code"] == "database_unavailable"}
-        other = [(status, js) for _, _, status, js, _ in results
-                 if status not in (201, 503) or (status == 503 and js["error"]["code"]
-                                                 != "database_unavailable")]
+        name = {id(r): r[0][3]["name"] for r in results}
+        ok = {name[id(r)] for r in results if r[1] == 201}
+        unavailable = {name[id(r)] for r in results
+                       if r[1] == 503 and r[2]["error"]["code"] == "database_unavailable"}
+        other = [(r[1], r[2]) for r in results if name[id(r)] not in ok | unavailable]
         assert not other, other[:5]
         assert len(ok) >= 200, "too few writes succeeded to prove anything: %d" % len(ok)
         assert len(ok) + len(unavailable) == len(results), (len(ok), len(unavailable))
@@ -251,50 +197,7 @@ def a_batched_write_is_never_sent_twice_when_backends_are_killed(ctx):
             time.sleep(0.2)
         assert r.status == 201, r
     finally:
-        killer_db.close()
         assert srv.stop() == 0
-
-
-def send_all(port, jobs_per_conn):
-    """Runs each list of (method, path, key, body, headers, check) on its
-    own keep-alive connection, all connections at once; returns the
-    failures (strings)."""
-    failures = []
-    lock = threading.Lock()
-    start = threading.Barrier(len(jobs_per_conn))
-
-    def run(jobs):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.connect()
-        start.wait()
-        try:
-            for method, path, key, body, headers, check in jobs:
-                h = {"X-Tenant-Key": key}
-                h.update(headers)
-                data = None
-                if body is not None:
-                    data = json.dumps(body)
-                    h["Content-Type"] = "application/json"
-                conn.request(method, path, body=data, headers=h)
-                r = conn.getresponse()
-                text = r.read().decode()
-                problem = check(r.status, json.loads(text) if text else None)
-                if problem:
-                    with lock:
-                        failures.append("%s %s: %s (%d %s)" % (method, path, problem, r.status,
-                                                                text[:200]))
-        except Exception as e:  # noqa: BLE001 - reported as a failure
-            with lock:
-                failures.append("connection failed: %r" % e)
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=run, args=(jobs,)) for jobs in jobs_per_conn]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return failures
 
 
 def expect(status_want, code=None, **fields):
@@ -352,7 +255,7 @@ def batched_updates_and_deletes_each_apply_once(ctx):
                 ("PATCH", path_b, t.key, {"name": "late-%d" % c}, {},
                  expect(404, "lead_not_found")),
             ])
-        failures = send_all(srv.port, jobs_per_conn)
+        _, failures = send_all(srv.port, jobs_per_conn)
         assert not failures, "%d wrong answers, e.g. %s" % (len(failures), failures[:5])
         rows = owner(ctx, "SELECT id::text, tenant_id::text, name, version, email FROM leads"
                           " WHERE tenant_id IN (%s, %s)", (tenants[0].id, tenants[1].id))
@@ -402,7 +305,7 @@ def writes_behind_slow_reads_in_a_batch_are_answered_not_dropped(ctx):
                          for _ in range(12)]
         jobs_per_conn += [[("POST", "/v1/leads", fast.key, {"name": "sr-%s-%d-%d" % (run, c, i)},
                             {}, expect(201)) for i in range(4)] for c in range(6)]
-        failures = send_all(srv.port, jobs_per_conn)
+        _, failures = send_all(srv.port, jobs_per_conn)
         assert not failures, "%d wrong answers, e.g. %s" % (len(failures), failures[:5])
         in_db = names_in_db(ctx, fast.id, "sr-%s-" % run)
         assert len(in_db) == 24 and set(in_db.values()) == {1}, in_db

@@ -7,7 +7,6 @@ together on many keep-alive connections land in the same batch; the access
 log's "batch" field (transactions in the pipeline that answered a request)
 proves that they did.
 """
-import http.client
 import json
 import random
 import socket
@@ -15,42 +14,16 @@ import struct
 import threading
 import time
 
-from harness import Server, owner, test
+from harness import BackendKiller, Server, owner, send_all, test
 
 CONNECTIONS = 16
 
 
 def hammer(port, jobs_per_conn):
-    """Runs each list of (key, path, check) on its own keep-alive connection,
-    all connections at once; returns the failures (strings)."""
-    failures = []
-    lock = threading.Lock()
-    start = threading.Barrier(len(jobs_per_conn))
-
-    def run(jobs):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.connect()
-        start.wait()
-        try:
-            for key, path, check in jobs:
-                conn.request("GET", path, headers={"X-Tenant-Key": key})
-                r = conn.getresponse()
-                body = r.read().decode()
-                problem = check(r.status, json.loads(body) if body else None)
-                if problem:
-                    with lock:
-                        failures.append("%s: %s (%d %s)" % (path, problem, r.status, body[:200]))
-        except Exception as e:  # noqa: BLE001 - reported as a failure
-            with lock:
-                failures.append("connection failed: %r" % e)
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=run, args=(jobs,)) for jobs in jobs_per_conn]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    """Runs each list of (key, path, check) as GETs on its own keep-alive
+    connection, all connections at once; returns the failures (strings)."""
+    _, failures = send_all(port, [[("GET", path, key, None, {}, check)
+                                   for key, path, check in jobs] for jobs in jobs_per_conn])
     return failures
 
 
@@ -342,11 +315,8 @@ def backends_killed_under_batched_reads_answer_right_or_503(ctx):
     must prepare afresh: every answer is the asking tenant's own data or a
     503 database_unavailable - never another request's results - and the
     server serves normally afterwards."""
-    import psycopg2
     tenants = [ctx.new_tenant(sample_leads=n) for n in (5, 8)]
     srv = Server(ctx, ["--threads", "1", "--pool-size", "2"])
-    killer_db = psycopg2.connect(host=ctx.socket_dir, dbname="tekup", user="postgres")
-    killer_db.autocommit = True
     try:
         leads = {t.id: leads_of(ctx, t, srv.port) for t in tenants}
         variants = ["/v1/leads?limit=5&fields=id,tenantId,name",
@@ -358,20 +328,6 @@ def backends_killed_under_batched_reads_answer_right_or_503(ctx):
                     "/v1/leads?limit=5&fields=id,tenantId,source",
                     "/v1/leads?limit=5&status=NEW,CONTACTED,QUALIFIED,PROPOSAL,WON,LOST",
                     "/v1/leads?limit=5&fields=id,tenantId,createdAt"]
-        stop = threading.Event()
-        kills = [0]
-
-        def killer():
-            cur = killer_db.cursor()
-            while not stop.is_set():
-                # One at a time, so a retry often lands on a connection that
-                # has its statements prepared while another had to prepare.
-                cur.execute("SELECT count(pg_terminate_backend(pid)) FROM"
-                            " (SELECT pid FROM pg_stat_activity WHERE usename = 'tekup_app'"
-                            "  ORDER BY random() LIMIT 1) b")
-                kills[0] += cur.fetchone()[0]
-                time.sleep(0.02)
-
         rng = random.Random(7)
         jobs_per_conn = []
         for c in range(12):
@@ -386,14 +342,11 @@ def backends_killed_under_batched_reads_answer_right_or_503(ctx):
                     jobs.append((t.key, rng.choice(variants),
                                  or_unavailable(expect_page_of(t.id, len(leads[t.id])))))
             jobs_per_conn.append(jobs)
-        k = threading.Thread(target=killer)
-        k.start()
-        try:
+        # One backend at a time, so a retry often lands on a connection
+        # that has its statements prepared while another had to prepare.
+        with BackendKiller(ctx) as killer:
             failures = hammer(srv.port, jobs_per_conn)
-        finally:
-            stop.set()
-            k.join(30)
-        assert kills[0] > 0, "no backend was terminated; the test proves nothing"
+        assert killer.kills > 0, "no backend was terminated; the test proves nothing"
         assert not failures, "%d wrong answers, e.g. %s" % (len(failures), failures[:5])
         # A connection killed while it was being set up puts the pool into
         # its reconnect backoff; the server must recover on its own.
@@ -407,5 +360,4 @@ def backends_killed_under_batched_reads_answer_right_or_503(ctx):
                     time.sleep(0.2)
                 assert r.status == 200 and r.json == lead, r
     finally:
-        killer_db.close()
         assert srv.stop() == 0
