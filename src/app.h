@@ -38,8 +38,9 @@ typedef tk_status (*tk_handler)(tk_app *app, tk_request *req, db_conn *conn, tk_
  * server may also run the halves alone, on a connection, like any handler.
  * A transaction that writes says so: the server never sends it a second
  * time once it may have run (whether it committed is unknown), and gives it
- * a connection of its own when one is free, so that the COMMITs of a batch
- * wait for the WAL together rather than one after another.
+ * a connection of its own when the pool has one to spare (beyond one for
+ * each other worker), so that the COMMITs of a batch can share a WAL flush
+ * rather than wait for one each.
  */
 typedef struct tk_tx_handler {
 	tk_status (*prepare)(tk_request *req, db_tx *tx, void **state, tk_error *err);
