@@ -102,9 +102,7 @@ tk_status db_connect(const char *conninfo, PGconn **out, tk_error *err)
 		log_error("cannot connect to PostgreSQL: %s", msg);
 		PQfinish(pg);
 		*out = NULL;
-		err->retry_after = 1;
-		return tk_error_set(err, 503, "database_unavailable", NULL,
-		                    "the database is unavailable; retry shortly");
+		return tk_error_database_unavailable(err);
 	}
 	*out = pg;
 	return TK_OK;
@@ -142,16 +140,13 @@ static tk_status conn_open(db_pool *pool, int slot, db_conn **out, tk_error *err
 		if (!ok) {
 			log_error("connection set-up failed: %s", PQerrorMessage(pg));
 			PQfinish(pg);
-			err->retry_after = 1;
-			return tk_error_set(err, 503, "database_unavailable", NULL,
-			                    "the database is unavailable; retry shortly");
+			return tk_error_database_unavailable(err);
 		}
 	}
 	if (PQenterPipelineMode(pg) != 1) {
 		log_error("cannot enter pipeline mode: %s", PQerrorMessage(pg));
 		PQfinish(pg);
-		return tk_error_set(err, 503, "database_unavailable", NULL,
-		                    "the database is unavailable; retry shortly");
+		return tk_error_database_unavailable(err);
 	}
 	db_conn *c = tk_calloc(1, sizeof *c);
 	c->pg = pg;
@@ -292,9 +287,7 @@ static tk_status acquire(db_pool *p, bool wait, int keep_free, db_conn **out, tk
 	if (may_connect) {
 		st = conn_open(p, slot, &c, err);
 	} else {
-		err->retry_after = 1;
-		tk_error_set(err, 503, "database_unavailable", NULL,
-		             "the database is unavailable; retry shortly");
+		tk_error_database_unavailable(err);
 	}
 	pthread_mutex_lock(&p->lock);
 	if (st == TK_OK) {

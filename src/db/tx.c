@@ -165,9 +165,7 @@ static PGresult *read_one(db_tx *tx, PGconn *pg)
 static void set_unavailable(db_tx *tx, tk_error *err)
 {
 	tx->connection_lost = true;
-	err->retry_after = 1;
-	tk_error_set(err, 503, "database_unavailable", NULL,
-	             "the database is unavailable; retry shortly");
+	tk_error_database_unavailable(err);
 }
 
 /* Remembers the first failure; later ones are PIPELINE_ABORTED echoes (or,

@@ -738,9 +738,8 @@ static void pipeline_receive(db_pool *pool, batch_pipeline *p, int nsent, bool *
 	tk_request *lost_reads[SERVER_BATCH_MAX];
 	int nlost_reads = 0;
 	tk_error unavailable = {0};
-	unavailable.retry_after = 1;
-	tk_error_set(&unavailable, 503, "database_unavailable", NULL,
-	             "the database is unavailable; retry shortly");
+	if (i < p->n) /* built only when needed: this runs for every batch */
+		tk_error_database_unavailable(&unavailable);
 	for (; i < p->n; i++) {
 		db_tx_abandon(((coalesced *)p->reqs[i]->coalesced)->tx);
 		if (batch_writes(p->reqs[i]))

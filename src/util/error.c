@@ -49,3 +49,10 @@ tk_status tk_error_invalid(tk_error *e, const char *field, const char *fmt, ...)
 	va_end(ap);
 	return TK_ERR;
 }
+
+tk_status tk_error_database_unavailable(tk_error *e)
+{
+	e->retry_after = 1;
+	return tk_error_set(e, 503, "database_unavailable", NULL,
+	                    "the database is unavailable; retry shortly");
+}

@@ -33,4 +33,8 @@ tk_status tk_error_set(tk_error *e, int http_status, const char *code, const cha
 /* Convenience for the most common case: 400 validation_error on a field. */
 tk_status tk_error_invalid(tk_error *e, const char *field, const char *fmt, ...) TK_PRINTF(3, 4);
 
+/* 503 database_unavailable with Retry-After: 1, the one answer for "the
+ * database cannot be reached or was lost" wherever it is found. */
+tk_status tk_error_database_unavailable(tk_error *e);
+
 #endif
