@@ -1,51 +1,36 @@
 /*
  * tenant_cache.c - key -> tenant resolution and cache (see tenant_cache.h).
  *
- * An open-addressing table of TENANT_CACHE_SLOTS entries under one rwlock.
- * When a slot's probe sequence is full the oldest entry in it is replaced:
- * the cache only saves work, so losing an entry is always safe.
+ * The cache itself is a tk_ttl_cache keyed by the key's SHA-256: it only
+ * saves work, so losing an entry is always safe.
  */
 #include "auth/tenant_cache.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "auth/apikey.h"
 #include "auth/features.h"
 #include "db/tx.h"
 #include "util/alloc.h"
+#include "util/ttl_cache.h"
 #include "util/validate.h"
 
 #define TENANT_CACHE_SLOTS 4096
-#define TENANT_CACHE_PROBE 8
 
-typedef struct cache_entry {
-	unsigned char hash[TK_APIKEY_HASH_LEN];
-	long long expires_ms; /* 0: empty */
-	tk_tenant tenant;
-} cache_entry;
+_Static_assert(TK_APIKEY_HASH_LEN == TK_TTL_CACHE_KEY_LEN, "keys are SHA-256 hashes");
 
 struct tenant_cache {
 	long ttl_ms;
-	pthread_rwlock_t lock;
-	cache_entry entries[TENANT_CACHE_SLOTS];
+	tk_ttl_cache *entries;
 };
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 tenant_cache *tenant_cache_create(long ttl_ms)
 {
 	tenant_cache *c = tk_calloc(1, sizeof *c);
 	c->ttl_ms = ttl_ms;
-	pthread_rwlock_init(&c->lock, NULL);
+	c->entries = tk_ttl_cache_create(TENANT_CACHE_SLOTS, sizeof(tk_tenant));
 	return c;
 }
 
@@ -53,56 +38,8 @@ void tenant_cache_destroy(tenant_cache *c)
 {
 	if (c == NULL)
 		return;
-	pthread_rwlock_destroy(&c->lock);
+	tk_ttl_cache_destroy(c->entries);
 	free(c);
-}
-
-static size_t slot_of(const unsigned char *hash)
-{
-	size_t s;
-	memcpy(&s, hash, sizeof s);
-	return s % TENANT_CACHE_SLOTS;
-}
-
-static bool cache_get(tenant_cache *c, const unsigned char *hash, tk_tenant *out)
-{
-	bool found = false;
-	long long now = now_ms();
-	pthread_rwlock_rdlock(&c->lock);
-	size_t base = slot_of(hash);
-	for (size_t i = 0; i < TENANT_CACHE_PROBE; i++) {
-		cache_entry *e = &c->entries[(base + i) % TENANT_CACHE_SLOTS];
-		if (e->expires_ms > now && memcmp(e->hash, hash, TK_APIKEY_HASH_LEN) == 0) {
-			*out = e->tenant;
-			found = true;
-			break;
-		}
-	}
-	pthread_rwlock_unlock(&c->lock);
-	return found;
-}
-
-static void cache_put(tenant_cache *c, const unsigned char *hash, const tk_tenant *t)
-{
-	if (c->ttl_ms <= 0)
-		return;
-	long long now = now_ms();
-	pthread_rwlock_wrlock(&c->lock);
-	size_t base = slot_of(hash);
-	cache_entry *victim = NULL;
-	for (size_t i = 0; i < TENANT_CACHE_PROBE; i++) {
-		cache_entry *e = &c->entries[(base + i) % TENANT_CACHE_SLOTS];
-		if (e->expires_ms <= now || memcmp(e->hash, hash, TK_APIKEY_HASH_LEN) == 0) {
-			victim = e;
-			break;
-		}
-		if (victim == NULL || e->expires_ms < victim->expires_ms)
-			victim = e;
-	}
-	memcpy(victim->hash, hash, TK_APIKEY_HASH_LEN);
-	victim->tenant = *t;
-	victim->expires_ms = now + c->ttl_ms;
-	pthread_rwlock_unlock(&c->lock);
 }
 
 static tk_status invalid_key(tk_error *err)
@@ -119,7 +56,7 @@ bool tenant_cache_lookup(tenant_cache *c, const char *key, tk_tenant *out)
 		return false;
 	unsigned char hash[TK_APIKEY_HASH_LEN];
 	tk_apikey_hash(key, len, hash);
-	return cache_get(c, hash, out);
+	return tk_ttl_cache_get(c->entries, hash, out);
 }
 
 tk_status tenant_cache_resolve(tenant_cache *c, db_conn *conn, tk_arena *arena, const char *key,
@@ -133,7 +70,7 @@ tk_status tenant_cache_resolve(tenant_cache *c, db_conn *conn, tk_arena *arena, 
 		return invalid_key(err);
 	unsigned char hash[TK_APIKEY_HASH_LEN];
 	tk_apikey_hash(key, len, hash);
-	if (cache_get(c, hash, out))
+	if (tk_ttl_cache_get(c->entries, hash, out))
 		return TK_OK;
 
 	char hash_hex[67];
@@ -155,7 +92,7 @@ tk_status tenant_cache_resolve(tenant_cache *c, db_conn *conn, tk_arena *arena, 
 			snprintf(out->name, sizeof out->name, "%s", PQgetvalue(r, 0, 1));
 			out->features = tk_features_from_json(PQgetvalue(r, 0, 2),
 			                                      (size_t)PQgetlength(r, 0, 2));
-			cache_put(c, hash, out);
+			tk_ttl_cache_put(c->entries, hash, out, c->ttl_ms);
 		}
 	}
 	db_tx_clear(tx);
