@@ -7,6 +7,7 @@
 #ifndef TK_APP_H
 #define TK_APP_H
 
+#include "auth/context.h"
 #include "auth/tenant_cache.h"
 #include "db/pool.h"
 #include "db/tx.h"
@@ -19,6 +20,7 @@ typedef struct tk_app {
 	db_pool *operator_pool; /* operator role, for /admin and jobs */
 	unsigned char master_key[32];
 	tenant_cache *tenants;
+	session_cache *sessions; /* verified sessions (auth/context.h) */
 } tk_app;
 
 /*

@@ -4,9 +4,27 @@
 #include "auth/context.h"
 
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "util/ttl_cache.h"
 #include "util/validate.h"
+
+/* Enough for every session signed in at once on a busy server; beyond
+ * that, entries closest to expiry make room (a miss costs one more round
+ * trip, nothing else). */
+#define SESSION_CACHE_SLOTS 8192
+/* How long a session is remembered at most (never past its expiry). */
+#define SESSION_CACHE_MAX_MS (15LL * 60 * 1000)
+
+/* "\x" + 64 hex: a SHA-256 as a bytea literal. */
+static void hash_to_hex(const unsigned char hash[32], char out[67])
+{
+	out[0] = '\\';
+	out[1] = 'x';
+	sodium_bin2hex(out + 2, 65, hash, 32);
+}
 
 bool context_token_well_formed(const char *t, size_t len)
 {
@@ -22,9 +40,23 @@ void context_token_hash_hex(const char *token, size_t len, char out[67])
 {
 	unsigned char hash[crypto_hash_sha256_BYTES];
 	crypto_hash_sha256(hash, (const unsigned char *)token, len);
-	out[0] = '\\';
-	out[1] = 'x';
-	sodium_bin2hex(out + 2, 65, hash, sizeof hash);
+	hash_to_hex(hash, out);
+}
+
+/* What a verified session is remembered as. */
+typedef struct cached_session {
+	char tenant[40]; /* the tenant it was verified for */
+	tk_user user;    /* id, role, session id */
+} cached_session;
+
+session_cache *context_sessions_create(void)
+{
+	return tk_ttl_cache_create(SESSION_CACHE_SLOTS, sizeof(cached_session));
+}
+
+void context_sessions_destroy(session_cache *sessions)
+{
+	tk_ttl_cache_destroy(sessions);
 }
 
 static tk_status invalid_session(tk_error *err)
@@ -33,27 +65,38 @@ static tk_status invalid_session(tk_error *err)
 	                    "the session is not valid; sign in again");
 }
 
-tk_status context_resolve_user(db_conn *conn, tk_request *req, const char *authorization,
-                               tk_error *err)
+/* The token of "Bearer <token>", hashed; false when malformed. */
+static bool bearer_token_hash(const char *authorization, unsigned char hash[32])
 {
-	if (authorization == NULL || authorization[0] == '\0')
-		return TK_OK;
 	if (strncasecmp(authorization, "Bearer ", 7) != 0)
-		return invalid_session(err);
+		return false;
 	const char *token = authorization + 7;
 	while (*token == ' ')
 		token++;
 	size_t len = strlen(token);
 	if (!context_token_well_formed(token, len))
+		return false;
+	crypto_hash_sha256(hash, (const unsigned char *)token, len);
+	return true;
+}
+
+tk_status context_resolve_user(session_cache *sessions, db_conn *conn, tk_request *req,
+                               const char *authorization, tk_error *err)
+{
+	if (authorization == NULL || authorization[0] == '\0')
+		return TK_OK;
+	unsigned char hash[crypto_hash_sha256_BYTES];
+	if (!bearer_token_hash(authorization, hash))
 		return invalid_session(err);
 	char hash_hex[67];
-	context_token_hash_hex(token, len, hash_hex);
+	hash_to_hex(hash, hash_hex);
 	const char *p[] = {req->tenant.id, hash_hex};
 	db_tx *tx = db_tx_new(req->arena, conn);
 	db_tx_set_tenant(tx, req->tenant.id);
 	int q = db_tx_add(
 	    tx,
-	    "SELECT s.user_id::text, tu.role, s.id::text FROM sessions s"
+	    "SELECT s.user_id::text, tu.role, s.id::text,"
+	    " (extract(epoch FROM s.expires_at - now()) * 1000)::bigint FROM sessions s"
 	    " JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id"
 	    " JOIN tenant_users tu ON tu.tenant_id = s.tenant_id AND tu.user_id = s.user_id"
 	    " WHERE s.tenant_id = $1 AND s.token_hash = $2::bytea"
@@ -62,27 +105,59 @@ tk_status context_resolve_user(db_conn *conn, tk_request *req, const char *autho
 	tk_status st = db_tx_run(tx, err);
 	if (st == TK_OK) {
 		PGresult *r = db_tx_result(tx, q);
+		tk_user *u = &req->user;
 		if (PQntuples(r) != 1 ||
-		    !tk_uuid_normalize(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0),
-		                       req->user.id)) {
+		    !tk_uuid_normalize(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), u->id)) {
 			st = invalid_session(err);
 		} else {
-			snprintf(req->user.role, sizeof req->user.role, "%s",
+			snprintf(u->role, sizeof u->role, "%s",
 			         strcmp(PQgetvalue(r, 0, 1), "admin") == 0 ? "admin" : "user");
-			snprintf(req->user.session_id, sizeof req->user.session_id, "%s",
-			         PQgetvalue(r, 0, 2));
+			snprintf(u->session_id, sizeof u->session_id, "%s", PQgetvalue(r, 0, 2));
+			memcpy(u->token_hash, hash, sizeof u->token_hash);
+			u->from_cache = false;
 			req->has_user = true;
+			cached_session cs = {.user = *u};
+			snprintf(cs.tenant, sizeof cs.tenant, "%s", req->tenant.id);
+			long long left_ms = atoll(PQgetvalue(r, 0, 3));
+			tk_ttl_cache_put(sessions, hash, &cs,
+			                 left_ms < SESSION_CACHE_MAX_MS ? left_ms
+			                                                : SESSION_CACHE_MAX_MS);
 		}
 	}
 	db_tx_clear(tx);
 	return st;
 }
 
+bool context_cached_user(session_cache *sessions, tk_request *req, const char *authorization)
+{
+	unsigned char hash[crypto_hash_sha256_BYTES];
+	cached_session cs;
+	if (authorization == NULL || !bearer_token_hash(authorization, hash) ||
+	    !tk_ttl_cache_get(sessions, hash, &cs) || strcmp(cs.tenant, req->tenant.id) != 0)
+		return false;
+	req->user = cs.user;
+	req->user.from_cache = true;
+	req->has_user = true;
+	return true;
+}
+
+void context_forget_user(session_cache *sessions, const tk_request *req)
+{
+	if (req->has_user)
+		tk_ttl_cache_remove(sessions, req->user.token_hash);
+}
+
 db_tx *context_tx(tk_request *req, db_conn *conn)
 {
 	db_tx *tx = db_tx_new(req->arena, conn);
 	db_tx_set_tenant(tx, req->tenant.id);
-	if (req->has_user)
+	if (req->has_user) {
 		db_tx_set_user(tx, req->user.id, req->user.role);
+		if (req->user.from_cache) {
+			char *hex = tk_arena_alloc(req->arena, 67);
+			hash_to_hex(req->user.token_hash, hex);
+			db_tx_check_session(tx, hex);
+		}
+	}
 	return tx;
 }

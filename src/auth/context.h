@@ -16,13 +16,36 @@
 
 #define TK_SESSION_TOKEN_LEN 67 /* "ts_" + 64 hex */
 
-/* Verifies the session token in authorization (NULL: integration access).
- * 401 invalid_session when malformed, unknown, expired, revoked, or the
- * user is inactive. */
-tk_status context_resolve_user(db_conn *conn, tk_request *req, const char *authorization,
-                               tk_error *err) TK_MUST_CHECK;
+/*
+ * Sessions seen recently, by the token's SHA-256 (never the token): who
+ * they were for, so that a signed-in request can go to the database in one
+ * round trip (and travel in a batch, server.c) instead of two.  A cached
+ * session is never trusted on its own: the request's transaction starts by
+ * checking it against the sessions table (session_assert(), migration
+ * 0012), in the same snapshot as the work, so logout, expiry, deactivation
+ * and a role change end it at once exactly as before.  Thread-safe.
+ */
+typedef struct tk_ttl_cache session_cache;
+session_cache *context_sessions_create(void);
+void context_sessions_destroy(session_cache *sessions);
 
-/* A transaction carrying the request's tenant (and user) context. */
+/* Verifies the session token in authorization (NULL: integration access)
+ * in the database and remembers it in sessions.  401 invalid_session when
+ * malformed, unknown, expired, revoked, or the user is inactive. */
+tk_status context_resolve_user(session_cache *sessions, db_conn *conn, tk_request *req,
+                               const char *authorization, tk_error *err) TK_MUST_CHECK;
+
+/* The signed-in user from sessions without asking the database: true (and
+ * req->user set, from_cache) when authorization carries a well-formed
+ * token that was verified for req's tenant before. */
+bool context_cached_user(session_cache *sessions, tk_request *req, const char *authorization);
+
+/* Drops req's session from sessions (its transaction found it ended or
+ * changed, or it signed out). */
+void context_forget_user(session_cache *sessions, const tk_request *req);
+
+/* A transaction carrying the request's tenant (and user) context; for a
+ * user from the cache, the session check comes first. */
 db_tx *context_tx(tk_request *req, db_conn *conn);
 
 /* "ts_" + 64 hex; SHA-256 as bytea hex. */

@@ -98,6 +98,7 @@ int cmd_serve(int argc, char **argv)
 	db_pool *operator_pool = NULL;
 	maintenance *jobs = NULL;
 	tenant_cache *tenants = NULL;
+	session_cache *sessions = NULL;
 	tk_server *server = NULL;
 	outbox_worker *outbox = NULL;
 
@@ -137,8 +138,12 @@ int cmd_serve(int argc, char **argv)
 	oo.unnamed_statements = false; /* operator URLs go straight to PostgreSQL */
 	operator_pool = db_pool_create(&oo);
 	tenants = tenant_cache_create(cfg.key_cache_ttl_ms);
-	tk_app app = {
-	    .cfg = &cfg, .pool = pool, .operator_pool = operator_pool, .tenants = tenants};
+	sessions = context_sessions_create();
+	tk_app app = {.cfg = &cfg,
+	              .pool = pool,
+	              .operator_pool = operator_pool,
+	              .tenants = tenants,
+	              .sessions = sessions};
 	if (cli_master_key(&cfg, app.master_key) != TK_OK)
 		goto cleanup;
 	if (cfg.demo)
@@ -169,6 +174,7 @@ cleanup:
 	db_pool_destroy(pool);
 	db_pool_destroy(operator_pool);
 	tenant_cache_destroy(tenants);
+	context_sessions_destroy(sessions);
 	tk_config_free(&cfg);
 	return code;
 }

@@ -31,6 +31,8 @@ struct db_tx {
 	char user[40];
 	const char *user_role;
 	bool has_user;
+	const char *session_hash; /* bytea hex: check the session first */
+	bool session_ended;       /* that check failed */
 	bool connection_lost;
 	bool own_sync; /* sent with its own Sync (not the batch's last) */
 	bool skipped;  /* a batch's earlier failure skipped it: it never ran */
@@ -52,6 +54,16 @@ void db_tx_set_user(db_tx *tx, const char *user_uuid, const char *role)
 	snprintf(tx->user, sizeof tx->user, "%s", user_uuid);
 	tx->user_role = strcmp(role, "admin") == 0 ? "admin" : "user";
 	tx->has_user = true;
+}
+
+void db_tx_check_session(db_tx *tx, const char *token_hash_hex)
+{
+	tx->session_hash = token_hash_hex;
+}
+
+bool db_tx_session_ended(const db_tx *tx)
+{
+	return tx->session_ended;
 }
 
 void db_tx_set_tenant(db_tx *tx, const char *tenant_uuid)
@@ -222,6 +234,14 @@ tk_status db_tx_send(db_tx *tx, bool sync)
 		sent = send_plain(pg, set_user) && send_plain(pg, set_role);
 		tx->naux += 2;
 	}
+	if (sent && tx->has_user && tx->has_tenant && tx->session_hash) {
+		/* Unnamed: one statement's parse, and it works unchanged behind
+		 * PgBouncer.  The function checks the context just set. */
+		const char *p[] = {tx->tenant, tx->session_hash};
+		sent = PQsendQueryParams(pg, "SELECT session_assert($1::uuid, $2::bytea)", 2, NULL,
+		                         p, NULL, NULL, 0) == 1;
+		tx->naux++;
+	}
 	for (int i = 0; sent && i < tx->nstmts; i++)
 		sent = send_stmt(tx, &tx->stmts[i]);
 	sent = sent && send_control(tx, pg, DB_STMT_COMMIT, "COMMIT") &&
@@ -340,6 +360,7 @@ tk_status db_tx_receive(db_tx *tx, tk_error *err)
 			          PQresultErrorMessage(first_error));
 			set_unavailable(tx, err);
 		} else {
+			tx->session_ended = strcmp(state, "TKS01") == 0;
 			db_error_from_sqlstate(state, constraint, err);
 			if (err->http_status >= 500)
 				log_error("statement failed (%s): %s", state,
@@ -385,6 +406,7 @@ void db_tx_forget_results(db_tx *tx)
 	}
 	tx->connection_lost = false;
 	tx->skipped = false;
+	tx->session_ended = false;
 }
 
 bool db_tx_skipped(const db_tx *tx)
@@ -434,6 +456,7 @@ static const sqlstate_map sqlstate_table[] = {
     {"TKM03", 409, "conflict", "a copied user's e-mail already exists in the target", NULL},
     {"TKU01", 409, "limit_exceeded", "the plan's maxUsers is reached", NULL},
     {"TKU02", 409, "last_admin", "the last active admin cannot be demoted or deactivated", NULL},
+    {"TKS01", 401, "invalid_session", "the session is not valid; sign in again", NULL},
     {"23505", 409, "conflict", "a record with these values already exists", NULL},
     {"23503", 400, "invalid_reference", "a referenced record does not exist", NULL},
     {"23502", 400, "validation_error", "a required value is missing", NULL},

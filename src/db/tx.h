@@ -6,6 +6,8 @@
  *
  *     BEGIN
  *     SET LOCAL app.current_tenant = '<uuid>'   (when a tenant is set)
+ *     SET LOCAL app."current_user", app.current_user_role  (a signed-in user)
+ *     SELECT session_assert(...)   (a user taken from the session cache)
  *     [Parse of any statement this connection has not prepared yet]
  *     the queued statements, as prepared statements with bound parameters
  *     COMMIT
@@ -46,6 +48,13 @@ db_tx *db_tx_new(tk_arena *arena, db_conn *conn);
 void db_tx_set_tenant(db_tx *tx, const char *tenant_uuid);
 /* user_uuid: a validated UUID; role: "admin" or "user" (literals we chose). */
 void db_tx_set_user(db_tx *tx, const char *user_uuid, const char *role);
+/* Makes the transaction first check (after the SET LOCALs) that the
+ * session whose token has this SHA-256 (bytea hex, borrowed) is live and
+ * belongs to the tenant, user and role it sets: session_assert(), which
+ * raises TKS01 otherwise.  Then the transaction fails with 401
+ * invalid_session before doing anything, and db_tx_session_ended says so. */
+void db_tx_check_session(db_tx *tx, const char *token_hash_hex);
+bool db_tx_session_ended(const db_tx *tx);
 /*
  * Queues a statement; returns its index for db_tx_result.  sql and values are
  * borrowed until its results are read (values may be NULL for SQL NULL).

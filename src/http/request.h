@@ -42,6 +42,10 @@ typedef struct tk_user {
 	char id[40];  /* validated lower-case UUID */
 	char role[8]; /* "admin" or "user" */
 	char session_id[40];
+	/* Taken from the session cache, not verified yet: the request's own
+	 * transaction checks it first (context_tx). */
+	bool from_cache;
+	unsigned char token_hash[32]; /* SHA-256 of the session token */
 } tk_user;
 
 typedef struct tk_operator {
@@ -73,7 +77,8 @@ typedef struct tk_request {
 
 	bool has_tenant;
 	tk_tenant tenant;
-	bool has_user; /* signed in; otherwise the tenant's integration */
+	bool has_user;          /* signed in; otherwise the tenant's integration */
+	bool session_rechecked; /* its cached session failed; verify in full */
 	tk_user user;
 	bool has_operator;
 	tk_operator op;

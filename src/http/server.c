@@ -75,6 +75,7 @@ typedef struct coalesced {
 	tk_status st;
 	tk_response res;
 	tk_error err;
+	bool session_ended; /* the cached session failed its check */
 } coalesced;
 
 typedef struct server_worker {
@@ -343,18 +344,21 @@ static tk_status run_tx_handler(const tk_tx_handler *h, tk_request *req, db_conn
 /*
  * Puts the request's transaction in its worker's batch instead of running
  * it now, when it needs no round trip of its own first: the route is a
- * tk_tx_handler, the tenant key is cached and no user signs in (a session
- * is checked in the database).  True when the request was taken; *st is
- * TK_ERR if it already failed (403, 400).
+ * tk_tx_handler, the tenant key is cached, and the session, if any, is one
+ * verified before (its transaction checks it again first).  True when the
+ * request was taken; *st is TK_ERR if it already failed (403, 400).
  */
 static bool coalesce(tk_server *srv, tk_request *req, const tk_route *route, const char *tenant_key,
                      const char *authorization, tk_status *st, tk_error *err)
 {
 	server_worker *w = current_worker;
-	if (w == NULL || w->nbatch >= SERVER_BATCH_MAX || route->auth != TK_AUTH_TENANT ||
-	    (authorization != NULL && authorization[0] != '\0'))
+	if (w == NULL || w->nbatch >= SERVER_BATCH_MAX || route->auth != TK_AUTH_TENANT)
 		return false;
 	if (route->tx == NULL || !tenant_cache_lookup(srv->app->tenants, tenant_key, &req->tenant))
+		return false;
+	bool signed_in = authorization != NULL && authorization[0] != '\0';
+	if (signed_in && (req->session_rechecked ||
+	                  !context_cached_user(srv->app->sessions, req, authorization)))
 		return false;
 	req->has_tenant = true;
 	*st = check_feature(req, route, err);
@@ -428,7 +432,8 @@ static tk_status dispatch(tk_server *srv, tk_request *req, tk_response *res, tk_
 			                          &req->tenant, err);
 			req->has_tenant = st == TK_OK;
 			if (st == TK_OK && route->auth == TK_AUTH_TENANT)
-				st = context_resolve_user(conn, req, authorization, err);
+				st = context_resolve_user(srv->app->sessions, conn, req,
+				                          authorization, err);
 		}
 		if (st == TK_OK)
 			st = check_feature(req, route, err);
@@ -465,6 +470,19 @@ static enum MHD_Result respond(tk_server *srv, struct MHD_Connection *connection
 		st = c->st;
 		res = c->res;
 		err = c->err;
+		if (c->session_ended) {
+			/* The remembered session has ended or changed (its check
+			 * failed, so nothing ran): forget it and answer as for a
+			 * session never seen, verifying it in the database. */
+			context_forget_user(srv->app->sessions, req);
+			req->coalesced = NULL;
+			req->has_user = false;
+			memset(&req->user, 0, sizeof req->user);
+			req->session_rechecked = true;
+			memset(&res, 0, sizeof res);
+			memset(&err, 0, sizeof err);
+			st = dispatch(srv, req, &res, &err);
+		}
 	} else {
 		st = dispatch(srv, req, &res, &err);
 		if (st == TK_OK && req->coalesced != NULL)
@@ -584,6 +602,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
 	tk_request_log entry = {
 	    .request_id = req->request_id,
 	    .tenant_id = req->has_tenant ? req->tenant.id : NULL,
+	    .user_id = req->has_user ? req->user.id : NULL,
 	    .method = req->method,
 	    .path = req->path,
 	    .status = req->status,
@@ -628,6 +647,7 @@ static void batch_finish(tk_request *req, int batch, tk_status st, const tk_erro
 		c->err = *err;
 	c->st = st;
 	c->done = true;
+	c->session_ended = st != TK_OK && db_tx_session_ended(c->tx);
 	db_tx_clear(c->tx);
 }
 

@@ -307,7 +307,6 @@ done:
 
 tk_status auth_logout(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err)
 {
-	(void)app;
 	if (tk_request_check_params(req, no_params, err) != TK_OK)
 		return TK_ERR;
 	if (!req->has_user)
@@ -321,8 +320,11 @@ tk_status auth_logout(tk_app *app, tk_request *req, db_conn *conn, tk_response *
 	          2, p);
 	tk_status st = db_tx_run(tx, err);
 	db_tx_clear(tx);
-	if (st == TK_OK)
+	if (st == TK_OK) {
+		/* Other servers find out in the next request's session check. */
+		context_forget_user(app->sessions, req);
 		res->status = 204;
+	}
 	return st;
 }
 

@@ -198,6 +198,7 @@ void tk_log_request(const tk_request_log *e)
 	tk_buf_puts(&b, ",\"level\":\"info\",\"msg\":\"request\"");
 	log_field(&b, "requestId", e->request_id);
 	log_field(&b, "tenantId", e->tenant_id);
+	log_field(&b, "userId", e->user_id);
 	log_field(&b, "method", e->method);
 	log_field(&b, "path", e->path);
 	tk_buf_puts(&b, ",\"status\":");

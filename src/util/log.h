@@ -41,6 +41,7 @@ void tk_log(tk_log_level level, const char *fmt, ...) TK_PRINTF(2, 3);
 typedef struct tk_request_log {
 	const char *request_id;
 	const char *tenant_id; /* NULL when no tenant was resolved */
+	const char *user_id;   /* NULL unless a user signed in */
 	const char *method;
 	const char *path;
 	int status;
