@@ -95,15 +95,18 @@ void tk_ttl_cache_put(tk_ttl_cache *c, const unsigned char key[TK_TTL_CACHE_KEY_
 		return;
 	long long now = now_ms();
 	pthread_rwlock_wrlock(&c->lock);
+	/* The key's own entry if it has one (even expired: never a second
+	 * copy), else the free or expired one, else the one closest to expiry. */
 	entry_head *victim = slot(c, key, 0);
-	for (size_t i = 0; i < c->probes; i++) {
+	bool found = false;
+	for (size_t i = 0; i < c->probes && !found; i++) {
 		entry_head *e = slot(c, key, i);
-		if (e->expires_ms <= now || memcmp(e->key, key, TK_TTL_CACHE_KEY_LEN) == 0) {
+		if (memcmp(e->key, key, TK_TTL_CACHE_KEY_LEN) == 0) {
 			victim = e;
-			break;
+			found = true;
+		} else if (e->expires_ms < victim->expires_ms) {
+			victim = e; /* free and expired entries have the smallest */
 		}
-		if (e->expires_ms < victim->expires_ms)
-			victim = e;
 	}
 	memcpy(victim->key, key, TK_TTL_CACHE_KEY_LEN);
 	memcpy(value_of(victim), value, c->value_size);

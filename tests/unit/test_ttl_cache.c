@@ -1,8 +1,9 @@
 /*
  * test_ttl_cache.c - unit tests for util/ttl_cache.h: values come back as
  * stored, per key; an entry ends at its deadline and on removal; a full
- * probe run replaces the entry closest to expiry, never the newest; and
- * values of an odd size keep their neighbours intact.
+ * probe run replaces the entry closest to expiry, never the newest; a key
+ * is never stored twice; and values of an odd size keep their neighbours
+ * intact.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -67,11 +68,11 @@ static void test_entries_end_at_deadline_and_on_removal(void **state)
 	make_key(a, 9, 1);
 	make_key(b, 9, 2);
 	value v = val("x"), out;
-	tk_ttl_cache_put(c, a, &v, 20);
+	tk_ttl_cache_put(c, a, &v, 200);
 	tk_ttl_cache_put(c, b, &v, 60000);
 	tk_ttl_cache_put(c, b, &v, 0); /* no time to live: ignored */
 	assert_true(tk_ttl_cache_get(c, a, &out));
-	struct timespec pause = {0, 40 * 1000000L};
+	struct timespec pause = {0, 400 * 1000000L};
 	nanosleep(&pause, NULL);
 	assert_false(tk_ttl_cache_get(c, a, &out));
 	assert_true(tk_ttl_cache_get(c, b, &out));
@@ -96,6 +97,32 @@ static void test_full_probe_run_replaces_the_entry_closest_to_expiry(void **stat
 	tk_ttl_cache_put(c, keys[8], &v, 60000);
 	for (int i = 0; i < 9; i++)
 		assert_int_equal(tk_ttl_cache_get(c, keys[i], &out), i != 4);
+	tk_ttl_cache_destroy(c);
+}
+
+static void test_a_key_is_never_stored_twice(void **state)
+{
+	(void)state;
+	tk_ttl_cache *c = tk_ttl_cache_create(64, sizeof(value));
+	unsigned char keys[9][TK_TTL_CACHE_KEY_LEN];
+	value v = val("old"), out;
+	for (int i = 0; i < 9; i++)
+		make_key(keys[i], 20, (unsigned char)(i + 1));
+	for (int i = 0; i < 8; i++) /* the run from slot 20, full */
+		tk_ttl_cache_put(c, keys[i], &v, 60000);
+	/* Key 0's slot, first in the run, is freed; key 7, last, is stored
+	 * again.  It must replace its own entry: a copy in the free slot would
+	 * be the first to go when key 8 needs room, and key 7 would read as
+	 * its old value again. */
+	tk_ttl_cache_remove(c, keys[0]);
+	value nv = val("new");
+	tk_ttl_cache_put(c, keys[7], &nv, 1000);
+	tk_ttl_cache_put(c, keys[8], &v, 60000);
+	assert_true(tk_ttl_cache_get(c, keys[7], &out));
+	assert_string_equal(out.text, "new");
+	assert_true(tk_ttl_cache_get(c, keys[8], &out));
+	tk_ttl_cache_remove(c, keys[7]);
+	assert_false(tk_ttl_cache_get(c, keys[7], &out));
 	tk_ttl_cache_destroy(c);
 }
 
@@ -126,6 +153,7 @@ int main(void)
 	    cmocka_unit_test(test_get_returns_what_was_put_per_key),
 	    cmocka_unit_test(test_entries_end_at_deadline_and_on_removal),
 	    cmocka_unit_test(test_full_probe_run_replaces_the_entry_closest_to_expiry),
+	    cmocka_unit_test(test_a_key_is_never_stored_twice),
 	    cmocka_unit_test(test_values_of_odd_size_do_not_overlap),
 	};
 	return cmocka_run_group_tests_name("ttl_cache", tests, NULL, NULL);
