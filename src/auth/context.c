@@ -11,6 +11,8 @@
 #include "util/ttl_cache.h"
 #include "util/validate.h"
 
+_Static_assert(crypto_hash_sha256_BYTES == TK_TTL_CACHE_KEY_LEN, "tokens are keyed by SHA-256");
+
 /* Enough for every session signed in at once on a busy server; beyond
  * that, entries closest to expiry make room (a miss costs one more round
  * trip, nothing else). */
@@ -19,11 +21,12 @@
 #define SESSION_CACHE_MAX_MS (15LL * 60 * 1000)
 
 /* "\x" + 64 hex: a SHA-256 as a bytea literal. */
-static void hash_to_hex(const unsigned char hash[32], char out[67])
+static void hash_to_hex(const unsigned char hash[TK_TTL_CACHE_KEY_LEN],
+                        char out[TK_TOKEN_HASH_HEX_LEN])
 {
 	out[0] = '\\';
 	out[1] = 'x';
-	sodium_bin2hex(out + 2, 65, hash, 32);
+	sodium_bin2hex(out + 2, TK_TOKEN_HASH_HEX_LEN - 2, hash, TK_TTL_CACHE_KEY_LEN);
 }
 
 bool context_token_well_formed(const char *t, size_t len)
@@ -36,7 +39,7 @@ bool context_token_well_formed(const char *t, size_t len)
 	return true;
 }
 
-void context_token_hash_hex(const char *token, size_t len, char out[67])
+void context_token_hash_hex(const char *token, size_t len, char out[TK_TOKEN_HASH_HEX_LEN])
 {
 	unsigned char hash[crypto_hash_sha256_BYTES];
 	crypto_hash_sha256(hash, (const unsigned char *)token, len);
@@ -66,7 +69,7 @@ static tk_status invalid_session(tk_error *err)
 }
 
 /* The token of "Bearer <token>", hashed; false when malformed. */
-static bool bearer_token_hash(const char *authorization, unsigned char hash[32])
+static bool bearer_token_hash(const char *authorization, unsigned char hash[TK_TTL_CACHE_KEY_LEN])
 {
 	if (strncasecmp(authorization, "Bearer ", 7) != 0)
 		return false;
@@ -85,10 +88,10 @@ tk_status context_resolve_user(session_cache *sessions, db_conn *conn, tk_reques
 {
 	if (authorization == NULL || authorization[0] == '\0')
 		return TK_OK;
-	unsigned char hash[crypto_hash_sha256_BYTES];
+	unsigned char hash[TK_TTL_CACHE_KEY_LEN];
 	if (!bearer_token_hash(authorization, hash))
 		return invalid_session(err);
-	char hash_hex[67];
+	char hash_hex[TK_TOKEN_HASH_HEX_LEN];
 	hash_to_hex(hash, hash_hex);
 	const char *p[] = {req->tenant.id, hash_hex};
 	db_tx *tx = db_tx_new(req->arena, conn);
@@ -119,9 +122,11 @@ tk_status context_resolve_user(session_cache *sessions, db_conn *conn, tk_reques
 			cached_session cs = {.user = *u};
 			snprintf(cs.tenant, sizeof cs.tenant, "%s", req->tenant.id);
 			long long left_ms = atoll(PQgetvalue(r, 0, 3));
-			tk_ttl_cache_put(sessions, hash, &cs,
-			                 left_ms < SESSION_CACHE_MAX_MS ? left_ms
-			                                                : SESSION_CACHE_MAX_MS);
+			if (sessions != NULL)
+				tk_ttl_cache_put(sessions, hash, &cs,
+				                 left_ms < SESSION_CACHE_MAX_MS
+				                     ? left_ms
+				                     : SESSION_CACHE_MAX_MS);
 		}
 	}
 	db_tx_clear(tx);
@@ -130,9 +135,9 @@ tk_status context_resolve_user(session_cache *sessions, db_conn *conn, tk_reques
 
 bool context_cached_user(session_cache *sessions, tk_request *req, const char *authorization)
 {
-	unsigned char hash[crypto_hash_sha256_BYTES];
+	unsigned char hash[TK_TTL_CACHE_KEY_LEN];
 	cached_session cs;
-	if (authorization == NULL || !bearer_token_hash(authorization, hash) ||
+	if (sessions == NULL || authorization == NULL || !bearer_token_hash(authorization, hash) ||
 	    !tk_ttl_cache_get(sessions, hash, &cs) || strcmp(cs.tenant, req->tenant.id) != 0)
 		return false;
 	req->user = cs.user;
@@ -141,9 +146,18 @@ bool context_cached_user(session_cache *sessions, tk_request *req, const char *a
 	return true;
 }
 
+bool context_cached_user_current(session_cache *sessions, const tk_request *req)
+{
+	cached_session cs;
+	return sessions != NULL && req->has_user &&
+	       tk_ttl_cache_get(sessions, req->user.token_hash, &cs) &&
+	       strcmp(cs.tenant, req->tenant.id) == 0 && strcmp(cs.user.id, req->user.id) == 0 &&
+	       strcmp(cs.user.role, req->user.role) == 0;
+}
+
 void context_forget_user(session_cache *sessions, const tk_request *req)
 {
-	if (req->has_user)
+	if (sessions != NULL && req->has_user)
 		tk_ttl_cache_remove(sessions, req->user.token_hash);
 }
 
@@ -154,7 +168,7 @@ db_tx *context_tx(tk_request *req, db_conn *conn)
 	if (req->has_user) {
 		db_tx_set_user(tx, req->user.id, req->user.role);
 		if (req->user.from_cache) {
-			char *hex = tk_arena_alloc(req->arena, 67);
+			char *hex = tk_arena_alloc(req->arena, TK_TOKEN_HASH_HEX_LEN);
 			hash_to_hex(req->user.token_hash, hex);
 			db_tx_check_session(tx, hex);
 		}

@@ -14,7 +14,8 @@
 #include "db/tx.h"
 #include "http/request.h"
 
-#define TK_SESSION_TOKEN_LEN 67 /* "ts_" + 64 hex */
+#define TK_SESSION_TOKEN_LEN  67 /* "ts_" + 64 hex */
+#define TK_TOKEN_HASH_HEX_LEN 67 /* "\\x" + 64 hex + NUL: a SHA-256 as bytea text */
 
 /*
  * Sessions seen recently, by the token's SHA-256 (never the token): who
@@ -23,7 +24,8 @@
  * session is never trusted on its own: the request's transaction starts by
  * checking it against the sessions table (session_assert(), migration
  * 0012), in the same snapshot as the work, so logout, expiry, deactivation
- * and a role change end it at once exactly as before.  Thread-safe.
+ * and a role change end it at once exactly as before.  Thread-safe.  A
+ * NULL session_cache is a cache that is off: nothing is remembered.
  */
 typedef struct tk_ttl_cache session_cache;
 session_cache *context_sessions_create(void);
@@ -40,6 +42,11 @@ tk_status context_resolve_user(session_cache *sessions, db_conn *conn, tk_reques
  * token that was verified for req's tenant before. */
 bool context_cached_user(session_cache *sessions, tk_request *req, const char *authorization);
 
+/* Whether sessions still holds req's remembered session as req has it
+ * (same tenant, user and role): false once another request with the same
+ * token found it ended or changed. */
+bool context_cached_user_current(session_cache *sessions, const tk_request *req);
+
 /* Drops req's session from sessions (its transaction found it ended or
  * changed, or it signed out). */
 void context_forget_user(session_cache *sessions, const tk_request *req);
@@ -50,6 +57,6 @@ db_tx *context_tx(tk_request *req, db_conn *conn);
 
 /* "ts_" + 64 hex; SHA-256 as bytea hex. */
 bool context_token_well_formed(const char *token, size_t len);
-void context_token_hash_hex(const char *token, size_t len, char out[67]);
+void context_token_hash_hex(const char *token, size_t len, char out[TK_TOKEN_HASH_HEX_LEN]);
 
 #endif

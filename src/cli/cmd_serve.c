@@ -38,6 +38,39 @@ static void serve_usage(void)
 	tk_config_usage(stdout, TK_CFG_SERVE);
 }
 
+/*
+ * The session cache, when configured and the schema has session_assert()
+ * (migration 0012), which every remembered session's request runs; NULL
+ * (off) otherwise, with a warning, so that a binary newer than its schema
+ * (serve --no-migrate) still serves signed-in users, two round trips each.
+ * If the database cannot be asked now, the cache is on: a request whose
+ * check finds the function missing is verified the old way (tx.c).
+ */
+static session_cache *sessions_if_supported(const tk_config *cfg, db_pool *pool)
+{
+	if (!cfg->session_cache)
+		return NULL;
+	db_conn *conn = NULL;
+	tk_error err = {0};
+	if (db_pool_acquire(pool, &conn, &err) != TK_OK)
+		return context_sessions_create();
+	tk_arena *arena = tk_arena_create();
+	db_tx *tx = db_tx_new(arena, conn);
+	int q = db_tx_add(tx, "SELECT to_regprocedure('session_assert(uuid,bytea)') IS NOT NULL", 0,
+	                  NULL);
+	bool missing =
+	    db_tx_run(tx, &err) == TK_OK && strcmp(PQgetvalue(db_tx_result(tx, q), 0, 0), "f") == 0;
+	db_tx_clear(tx);
+	db_pool_release(pool, conn);
+	tk_arena_destroy(arena);
+	if (missing) {
+		log_warn("the schema has no session_assert() (run tekup migrate): signed-in "
+		         "requests verify their session in a transaction of their own");
+		return NULL;
+	}
+	return context_sessions_create();
+}
+
 /* On the first run (no tenant at all), a demo tenant with a few leads, made
  * through the same provisioning path as the operator API. */
 static void create_demo(tk_app *app)
@@ -138,7 +171,7 @@ int cmd_serve(int argc, char **argv)
 	oo.unnamed_statements = false; /* operator URLs go straight to PostgreSQL */
 	operator_pool = db_pool_create(&oo);
 	tenants = tenant_cache_create(cfg.key_cache_ttl_ms);
-	sessions = context_sessions_create();
+	sessions = sessions_if_supported(&cfg, pool);
 	tk_app app = {.cfg = &cfg,
 	              .pool = pool,
 	              .operator_pool = operator_pool,

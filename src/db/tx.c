@@ -22,6 +22,9 @@ typedef struct tx_stmt {
  * before giving the connection up: the server's own timeout should fire
  * first; this only catches a peer that stopped answering. */
 #define TX_REPLY_GRACE_MS 2000
+/* BEGIN, two PgBouncer SET LOCALs, the tenant's, the user's two, and the
+ * session check: the most statements sent before a transaction's own. */
+#define TX_MAX_AUX 7
 
 struct db_tx {
 	db_conn *conn;
@@ -234,13 +237,22 @@ tk_status db_tx_send(db_tx *tx, bool sync)
 		sent = send_plain(pg, set_user) && send_plain(pg, set_role);
 		tx->naux += 2;
 	}
-	if (sent && tx->has_user && tx->has_tenant && tx->session_hash) {
-		/* Unnamed: one statement's parse, and it works unchanged behind
-		 * PgBouncer.  The function checks the context just set. */
+	if (tx->session_hash && !(tx->has_user && tx->has_tenant)) {
+		/* A check with no context to check would vouch for nothing. */
+		log_error("a session check without a user and tenant context");
+		return TK_ERR;
+	}
+	if (sent && tx->session_hash) {
+		/* Unnamed (parsed in every transaction), so that it works alike
+		 * behind PgBouncer.  The function checks the context just set. */
 		const char *p[] = {tx->tenant, tx->session_hash};
 		sent = PQsendQueryParams(pg, "SELECT session_assert($1::uuid, $2::bytea)", 2, NULL,
 		                         p, NULL, NULL, 0) == 1;
 		tx->naux++;
+	}
+	if (tx->naux > TX_MAX_AUX) { /* db_tx_receive could not read them all */
+		log_error("a transaction with %d statements before its own", tx->naux);
+		return TK_ERR;
 	}
 	for (int i = 0; sent && i < tx->nstmts; i++)
 		sent = send_stmt(tx, &tx->stmts[i]);
@@ -281,7 +293,7 @@ tk_status db_tx_run(db_tx *tx, tk_error *err)
 tk_status db_tx_receive(db_tx *tx, tk_error *err)
 {
 	PGconn *pg = db_conn_pg(tx->conn);
-	PGresult *aux[8] = {NULL};
+	PGresult *aux[TX_MAX_AUX] = {NULL};
 	int naux = tx->naux;
 	PGresult *first_error = NULL;
 	PGresult *commit = NULL;
@@ -360,7 +372,11 @@ tk_status db_tx_receive(db_tx *tx, tk_error *err)
 			          PQresultErrorMessage(first_error));
 			set_unavailable(tx, err);
 		} else {
-			tx->session_ended = strcmp(state, "TKS01") == 0;
+			/* 42883: a schema older than the binary (serve --no-migrate)
+			 * lacks session_assert(); the server then verifies the
+			 * session the old way rather than failing the request. */
+			tx->session_ended = strcmp(state, "TKS01") == 0 ||
+			                    (tx->session_hash && strcmp(state, "42883") == 0);
 			db_error_from_sqlstate(state, constraint, err);
 			if (err->http_status >= 500)
 				log_error("statement failed (%s): %s", state,

@@ -49,7 +49,8 @@ void db_tx_set_tenant(db_tx *tx, const char *tenant_uuid);
 /* user_uuid: a validated UUID; role: "admin" or "user" (literals we chose). */
 void db_tx_set_user(db_tx *tx, const char *user_uuid, const char *role);
 /* Makes the transaction first check (after the SET LOCALs) that the
- * session whose token has this SHA-256 (bytea hex, borrowed) is live and
+ * session whose token has this SHA-256 (bytea hex, borrowed until the tx's
+ * last db_tx_send/db_tx_receive; needs a tenant and a user) is live and
  * belongs to the tenant, user and role it sets: session_assert(), which
  * raises TKS01 otherwise.  Then the transaction fails with 401
  * invalid_session before doing anything, and db_tx_session_ended says so. */

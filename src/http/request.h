@@ -45,7 +45,7 @@ typedef struct tk_user {
 	/* Taken from the session cache, not verified yet: the request's own
 	 * transaction checks it first (context_tx). */
 	bool from_cache;
-	unsigned char token_hash[32]; /* SHA-256 of the session token */
+	unsigned char token_hash[32]; /* SHA-256 of the session token (the cache key) */
 } tk_user;
 
 typedef struct tk_operator {

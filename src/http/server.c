@@ -341,6 +341,15 @@ static tk_status run_tx_handler(const tk_tx_handler *h, tk_request *req, db_conn
 	return st;
 }
 
+/* Undoes context_cached_user: the request goes on as if no session had
+ * been remembered (it is verified in the database). */
+static void forget_unverified_user(tk_request *req)
+{
+	req->has_user = false;
+	memset(&req->user, 0, sizeof req->user);
+	req->session_rechecked = true;
+}
+
 /*
  * Puts the request's transaction in its worker's batch instead of running
  * it now, when it needs no round trip of its own first: the route is a
@@ -362,12 +371,21 @@ static bool coalesce(tk_server *srv, tk_request *req, const tk_route *route, con
 		return false;
 	req->has_tenant = true;
 	*st = check_feature(req, route, err);
-	if (*st != TK_OK)
-		return true;
-	coalesced *c = tk_arena_calloc(req->arena, 1, sizeof *c);
-	c->tx = context_tx(req, NULL);
-	c->handler = route->tx;
-	*st = route->tx->prepare(req, c->tx, &c->state, err);
+	coalesced *c = NULL;
+	if (*st == TK_OK) {
+		c = tk_arena_calloc(req->arena, 1, sizeof *c);
+		c->tx = context_tx(req, NULL);
+		c->handler = route->tx;
+		*st = route->tx->prepare(req, c->tx, &c->state, err);
+	}
+	if (*st != TK_OK && signed_in) {
+		/* Refused before any database work, so the remembered session
+		 * was never checked: a session that has ended must get its 401,
+		 * not this answer.  Verify it first, on the ordinary path. */
+		forget_unverified_user(req);
+		memset(err, 0, sizeof *err);
+		return false;
+	}
 	if (*st != TK_OK)
 		return true;
 	req->coalesced = c;
@@ -461,29 +479,23 @@ static enum MHD_Result respond(tk_server *srv, struct MHD_Connection *connection
 	if (preset) {
 		err = *preset;
 		st = TK_ERR;
-	} else if (c != NULL) {
+	} else if (c != NULL && !c->done) {
 		/* Batched: libmicrohttpd asks again on its next run, after the
 		 * worker has sent the batch (worker_main), so no suspend/resume
 		 * (each costs two epoll_ctl calls). */
-		if (!c->done)
-			return MHD_YES;
+		return MHD_YES;
+	} else if (c != NULL && !c->session_ended) {
 		st = c->st;
 		res = c->res;
 		err = c->err;
-		if (c->session_ended) {
-			/* The remembered session has ended or changed (its check
-			 * failed, so nothing ran): forget it and answer as for a
-			 * session never seen, verifying it in the database. */
-			context_forget_user(srv->app->sessions, req);
-			req->coalesced = NULL;
-			req->has_user = false;
-			memset(&req->user, 0, sizeof req->user);
-			req->session_rechecked = true;
-			memset(&res, 0, sizeof res);
-			memset(&err, 0, sizeof err);
-			st = dispatch(srv, req, &res, &err);
-		}
 	} else {
+		if (c != NULL) {
+			/* The remembered session has ended or changed (its check
+			 * failed, so nothing ran; batch_finish forgot it): answer as
+			 * for a session never seen, verifying it in the database. */
+			req->coalesced = NULL;
+			forget_unverified_user(req);
+		}
 		st = dispatch(srv, req, &res, &err);
 		if (st == TK_OK && req->coalesced != NULL)
 			return MHD_YES; /* answered after the batch is sent */
@@ -602,7 +614,8 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
 	tk_request_log entry = {
 	    .request_id = req->request_id,
 	    .tenant_id = req->has_tenant ? req->tenant.id : NULL,
-	    .user_id = req->has_user ? req->user.id : NULL,
+	    /* A remembered session is named only once its check has passed. */
+	    .user_id = req->has_user && !req->user.from_cache ? req->user.id : NULL,
 	    .method = req->method,
 	    .path = req->path,
 	    .status = req->status,
@@ -641,13 +654,17 @@ static void batch_finish(tk_request *req, int batch, tk_status st, const tk_erro
 {
 	coalesced *c = req->coalesced;
 	c->batch = batch;
+	c->session_ended = st != TK_OK && db_tx_session_ended(c->tx);
+	if (c->session_ended) /* at once: the batch's other requests with it */
+		context_forget_user(current_worker->server->app->sessions, req);
+	else if (st == TK_OK || (err->http_status >= 400 && err->http_status < 500))
+		req->user.from_cache = false; /* its check ran and passed */
 	if (st == TK_OK)
 		st = c->handler->render(req, c->tx, c->state, &c->res, &c->err);
 	else
 		c->err = *err;
 	c->st = st;
 	c->done = true;
-	c->session_ended = st != TK_OK && db_tx_session_ended(c->tx);
 	db_tx_clear(c->tx);
 }
 
@@ -784,6 +801,31 @@ static void pipeline_receive(db_pool *pool, batch_pipeline *p, int nsent, bool *
 }
 
 /*
+ * Of the transactions to send again, answers at once those whose
+ * remembered session another one's check has just found ended or changed
+ * (batch_finish forgot it): sent again, each would fail the same way and
+ * hold up the rest of its pipeline once more.  Returns how many remain.
+ */
+static int drop_ended_sessions(session_cache *sessions, tk_request **todo, int ntodo)
+{
+	int kept = 0;
+	for (int i = 0; i < ntodo; i++) {
+		tk_request *req = todo[i];
+		if (req->has_user && req->user.from_cache &&
+		    !context_cached_user_current(sessions, req)) {
+			coalesced *c = req->coalesced;
+			c->session_ended = true; /* respond() verifies it afresh */
+			c->st = TK_ERR;
+			c->done = true;
+			db_tx_clear(c->tx);
+		} else {
+			todo[kept++] = req;
+		}
+	}
+	return kept;
+}
+
+/*
  * Sends the transactions of the worker's batched requests, each its own
  * BEGIN ... COMMIT with its own tenant context, and reads their results.
  * The reads go in one pipeline on one pooled connection, with one Sync at
@@ -830,6 +872,7 @@ static void flush_batch(server_worker *w)
 		ntodo = 0;
 		for (int k = 0; k < npipes; k++)
 			pipeline_receive(pool, &pipes[k], nsent[k], &may_retry_lost, todo, &ntodo);
+		ntodo = drop_ended_sessions(w->server->app->sessions, todo, ntodo);
 	}
 }
 

@@ -46,6 +46,9 @@ static const cfg_option options[] = {
      OFF(statement_timeout_ms), "per-request statement_timeout"},
     {"key-cache-ttl-ms", "TEKUP_KEY_CACHE_TTL_MS", CFG_INT, S, 0, 5000, "2000",
      OFF(key_cache_ttl_ms), "how long a resolved API key is trusted (<= 5000)"},
+    {"session-cache", "TEKUP_SESSION_CACHE", CFG_BOOL, S, 0, 0, "true", OFF(session_cache),
+     "remember verified sessions: a signed-in lead request is one round trip, its\n"
+     "transaction re-checking the session first (--no-session-cache: two)"},
     {"max-connections", "TEKUP_MAX_CONNECTIONS", CFG_INT, S, 1, 100000, "1024",
      OFF(max_connections), "concurrent HTTP connections"},
     {"max-connections-per-ip", "TEKUP_MAX_CONNECTIONS_PER_IP", CFG_INT, S, 0, 100000, "256",

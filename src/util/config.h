@@ -24,6 +24,7 @@ typedef struct tk_config {
 	long pool_recheck_after_ms;
 	long statement_timeout_ms;
 	long key_cache_ttl_ms;
+	bool session_cache; /* remember verified sessions (auth/context.h) */
 	long max_connections;
 	long max_connections_per_ip;
 	long connection_timeout_s;

@@ -83,6 +83,7 @@ EXPECTED_FUNCTIONS = {
     "leads_set_created_by()", "activities_touch_lead()", "leads_record_status_change()",
     "users_enforce_max()", "user_json(uuid,uuid)",
     "user_change(uuid,uuid,text,text,boolean,text)",
+    "session_assert(uuid,bytea)",
 }
 TENANT_EXPR = "(tenant_id = current_tenant_id())"
 
