@@ -20,6 +20,7 @@ What the tests hold the server to:
     request, with no 401.
 """
 import json
+import time
 import uuid
 
 from harness import Server, assert_error, call, login, new_org, owner, send_all, test
@@ -30,6 +31,26 @@ PASSWORD = "correct horse 9"
 
 def access_log(srv):
     return [json.loads(line) for line in srv.output().splitlines() if '"msg":"request"' in line]
+
+
+def access_line(srv, response):
+    """The access-log line of the request that got response (access lines
+    are written within a few milliseconds)."""
+    rid = response.header("X-Request-ID")
+    deadline = time.time() + 2
+    while True:
+        for e in access_log(srv):
+            if e.get("requestId") == rid:
+                return e
+        assert time.time() < deadline, "no access line for request " + rid
+        time.sleep(0.05)
+
+
+def assert_served_from_memory(srv, response, uid):
+    """The request went through a batch with its remembered session (one
+    round trip): the access line has a batch and the user."""
+    e = access_line(srv, response)
+    assert e.get("batch", 0) >= 1 and e.get("userId") == uid, e
 
 
 def add_user(ctx, org, role, port=None):
@@ -202,6 +223,7 @@ def a_remembered_session_ended_in_the_database_is_refused_at_once(ctx):
         assert visible_ids(ctx, org, token) == {mine}
         r = call(ctx, "POST", "/v1/leads", org.key, token, {"name": "ok " + case})
         assert r.status == 201 and r.json["createdBy"] == uid, r
+        assert_served_from_memory(ctx.server, r, uid)
         before = ctx.count_leads(org.id)
         assert owner(ctx, end_it, (token.encode(),)) == 1, case
         r = call(ctx, "POST", "/v1/leads", org.key, token, {"name": "after " + case})
@@ -229,7 +251,9 @@ def a_role_changed_in_the_database_applies_to_the_next_request(ctx):
     mine = new_lead(ctx, org, "mine", assignedTo=uid)
     others = {new_lead(ctx, org, "other %d" % i) for i in range(3)}
     assert visible_ids(ctx, org, token) == {mine}
-    assert visible_ids(ctx, org, token) == {mine}  # from the remembered session
+    r = call(ctx, "GET", "/v1/leads?limit=100", org.key, token)
+    assert r.status == 200 and len(r.json["data"]) == 1, r
+    assert_served_from_memory(ctx.server, r, uid)
     owner(ctx, "UPDATE tenant_users SET role = 'admin' WHERE user_id = %s", (uid,))
     assert visible_ids(ctx, org, token) == {mine} | others
     r = call(ctx, "GET", "/v1/leads/" + sorted(others)[0], org.key, token)
@@ -289,3 +313,103 @@ def an_ended_session_in_a_batch_fails_alone(ctx):
         assert all(n == 1 for n, _ in rows.values()), "a write was committed twice"
     finally:
         assert srv.stop() == 0
+
+
+@test
+def a_remembered_session_that_ended_gets_401_before_any_input_error(ctx):
+    """Bad input from a session that has ended is answered 401
+    invalid_session, as without the session cache, not 400/403 (those
+    need no database work, so the remembered session was never checked);
+    and a token remembered for one tenant is refused with another tenant's
+    key.  Nothing is written, and the access log never names the user of
+    a refused session."""
+    org = new_org(ctx, "Session ended bad input")
+    other = new_org(ctx, "Session other tenant")
+    uid, email = add_user(ctx, org, "user")
+    token = sign_in(ctx, org, email)
+    for _ in range(2):  # verified, then remembered
+        r = call(ctx, "GET", "/v1/leads?limit=5", org.key, token)
+        assert r.status == 200, r
+    assert_served_from_memory(ctx.server, r, uid)
+    # Another tenant's key with this remembered token.
+    before_other = ctx.count_leads(other.id)
+    assert_error(call(ctx, "POST", "/v1/leads", other.key, token, {"name": "x"}), 401,
+                 "invalid_session")
+    assert_error(call(ctx, "GET", "/v1/leads?limit=5", other.key, token), 401,
+                 "invalid_session")
+    assert ctx.count_leads(other.id) == before_other
+    # Live session, bad input: the input errors.
+    assert_error(call(ctx, "POST", "/v1/leads", org.key, token, {"nope": 1}), 400,
+                 "unknown_field")
+    assert_error(call(ctx, "GET", "/v1/leads?limit=abc", org.key, token), 400,
+                 "invalid_parameter")
+    # Ended: 401 first.
+    owner(ctx, "UPDATE sessions SET revoked_at = now() WHERE token_hash = sha256(%s::bytea)",
+          (token.encode(),))
+    before = ctx.count_leads(org.id)
+    refused = [
+        call(ctx, "POST", "/v1/leads", org.key, token, {"nope": 1}),
+        call(ctx, "POST", "/v1/leads", org.key, token, {"name": ""}),
+        call(ctx, "GET", "/v1/leads?limit=abc", org.key, token),
+        call(ctx, "GET", "/v1/leads/not-a-uuid", org.key, token),
+        call(ctx, "PATCH", "/v1/leads/" + str(uuid.uuid4()), org.key, token, {"status": "NOPE"}),
+    ]
+    for r in refused:
+        assert_error(r, 401, "invalid_session")
+        e = access_line(ctx.server, r)
+        assert e.get("userId") is None, e
+    assert ctx.count_leads(org.id) == before
+
+
+@test
+def without_session_assert_or_with_the_cache_off_sessions_are_verified_the_old_way(ctx):
+    """A server whose schema lacks session_assert() (a binary newer than
+    its schema, serve --no-migrate) warns at start and serves signed-in
+    users with a verification of their own, as does --no-session-cache;
+    a running server whose session check finds the function gone answers
+    the same way (verified afresh, never 500).  An ended session is
+    still refused."""
+    org = new_org(ctx, "Session old schema")
+    uid, email = add_user(ctx, org, "admin")
+    token = sign_in(ctx, org, email)
+    lead = new_lead(ctx, org, "seen")
+    rename = "ALTER FUNCTION %s(uuid, bytea) RENAME TO %s"
+    off = Server(ctx, ["--no-session-cache"])
+    try:
+        for _ in range(3):
+            r = ctx.http("GET", "/v1/leads/" + lead, key=org.key, port=off.port,
+                         headers=bearer(token))
+            assert r.status == 200, r
+            e = access_line(off, r)
+            assert e.get("userId") == uid and "batch" not in e, e
+    finally:
+        assert off.stop() == 0
+    # Remembered by the shared server before the function goes away.
+    r = call(ctx, "GET", "/v1/leads/" + lead, org.key, token)
+    r = call(ctx, "GET", "/v1/leads/" + lead, org.key, token)
+    assert_served_from_memory(ctx.server, r, uid)
+    owner(ctx, rename % ("session_assert", "session_assert_gone"))
+    try:
+        srv = Server(ctx)
+        try:
+            for _ in range(3):
+                r = ctx.http("GET", "/v1/leads/" + lead, key=org.key, port=srv.port,
+                             headers=bearer(token))
+                assert r.status == 200, r
+                assert "batch" not in access_line(srv, r)
+            assert "no session_assert()" in srv.output()
+        finally:
+            assert srv.stop() == 0
+        for _ in range(3):  # the running server: its check fails, then verified afresh
+            r = call(ctx, "GET", "/v1/leads/" + lead, org.key, token)
+            assert r.status == 200, r
+        r = call(ctx, "POST", "/v1/leads", org.key, token, {"name": "old schema write"})
+        assert r.status == 201 and r.json["createdBy"] == uid, r
+        assert owner(ctx, "SELECT count(*) FROM leads WHERE tenant_id = %s AND name = %s",
+                     (org.id, "old schema write"))[0][0] == 1
+        owner(ctx, "UPDATE sessions SET revoked_at = now() WHERE token_hash = sha256(%s::bytea)",
+              (token.encode(),))
+        assert_error(call(ctx, "GET", "/v1/leads/" + lead, org.key, token), 401,
+                     "invalid_session")
+    finally:
+        owner(ctx, rename % ("session_assert_gone", "session_assert"))
