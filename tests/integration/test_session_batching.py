@@ -73,6 +73,12 @@ def bearer(token):
     return {"Authorization": "Bearer " + token}
 
 
+def org_with_two_users(ctx, label, port):
+    """A new org with two users of role "user": org, (id, e-mail) x 2."""
+    org = new_org(ctx, label)
+    return org, add_user(ctx, org, "user", port), add_user(ctx, org, "user", port)
+
+
 def new_lead(ctx, org, name, port=None, **fields):
     r = ctx.http("POST", "/v1/leads", key=org.key, port=port, body=dict(fields, name=name))
     assert r.status == 201, r
@@ -103,9 +109,7 @@ def signed_in_reads_travel_in_batches_each_with_its_own_role(ctx):
     srv = Server(ctx, ["--threads", "1", "--pool-size", "2"])
     try:
         port = srv.port
-        org = new_org(ctx, "Session batch reads")
-        u1, e1 = add_user(ctx, org, "user", port)
-        u2, e2 = add_user(ctx, org, "user", port)
+        org, (u1, e1), (u2, e2) = org_with_two_users(ctx, "Session batch reads", port)
         l1 = new_lead(ctx, org, "for u1", port, assignedTo=u1)
         l2 = new_lead(ctx, org, "for u2", port, assignedTo=u2)
         l3 = new_lead(ctx, org, "for nobody", port)
@@ -163,9 +167,7 @@ def signed_in_creates_in_batches_are_written_once_as_their_user(ctx):
     srv = Server(ctx, ["--threads", "1", "--pool-size", "4"])
     try:
         port = srv.port
-        org = new_org(ctx, "Session batch writes")
-        u1, e1 = add_user(ctx, org, "user", port)
-        u2, e2 = add_user(ctx, org, "user", port)
+        org, (u1, e1), (u2, e2) = org_with_two_users(ctx, "Session batch writes", port)
         tokens = {org.admin_id: sign_in(ctx, org, org.admin_email, port),
                   u1: sign_in(ctx, org, e1, port), u2: sign_in(ctx, org, e2, port)}
         for token in tokens.values():
