@@ -22,9 +22,9 @@ typedef struct tx_stmt {
  * before giving the connection up: the server's own timeout should fire
  * first; this only catches a peer that stopped answering. */
 #define TX_REPLY_GRACE_MS 2000
-/* BEGIN, two PgBouncer SET LOCALs, the tenant's, the user's two, and the
- * session check: the most statements sent before a transaction's own. */
-#define TX_MAX_AUX 7
+/* BEGIN, two PgBouncer SET LOCALs, the tenant's and the user's two: the
+ * most statements sent before a transaction's own. */
+#define TX_MAX_AUX 6
 
 struct db_tx {
 	db_conn *conn;
@@ -35,12 +35,14 @@ struct db_tx {
 	const char *user_role;
 	bool has_user;
 	const char *session_hash; /* bytea hex: check the session first */
-	bool session_ended;       /* that check failed */
+	const char *check_params[2];
+	bool session_ended; /* that check failed */
 	bool connection_lost;
 	bool own_sync; /* sent with its own Sync (not the batch's last) */
 	bool skipped;  /* a batch's earlier failure skipped it: it never ran */
 	bool batched;  /* another transaction may follow in the pipeline */
 	int naux;      /* BEGIN and SET LOCALs sent before the statements */
+	int nhidden;   /* leading statements of our own (the session check) */
 	int nstmts;
 	tx_stmt stmts[DB_TX_MAX_STATEMENTS];
 };
@@ -61,7 +63,19 @@ void db_tx_set_user(db_tx *tx, const char *user_uuid, const char *role)
 
 void db_tx_check_session(db_tx *tx, const char *token_hash_hex)
 {
+	if (tx->nstmts > 0) { /* it must run first: db_tx_send refuses the tx */
+		log_error("a session check queued after a statement");
+		tx->session_hash = token_hash_hex;
+		return;
+	}
+	/* The first statement, hidden from the caller's indexes: prepared
+	 * once per connection like the others (unnamed behind PgBouncer), and
+	 * sent after the SET LOCALs, so it checks the context just set. */
 	tx->session_hash = token_hash_hex;
+	tx->check_params[0] = tx->tenant;
+	tx->check_params[1] = token_hash_hex;
+	db_tx_add(tx, "SELECT session_assert($1::uuid, $2::bytea)", 2, tx->check_params);
+	tx->nhidden = 1;
 }
 
 bool db_tx_session_ended(const db_tx *tx)
@@ -83,7 +97,7 @@ int db_tx_add(db_tx *tx, const char *sql, int nparams, const char *const *values
 	s->sql = sql;
 	s->nparams = nparams;
 	s->values = values;
-	return tx->nstmts++;
+	return tx->nstmts++ - tx->nhidden;
 }
 
 static unsigned long sql_hash(const char *s)
@@ -237,18 +251,11 @@ tk_status db_tx_send(db_tx *tx, bool sync)
 		sent = send_plain(pg, set_user) && send_plain(pg, set_role);
 		tx->naux += 2;
 	}
-	if (tx->session_hash && !(tx->has_user && tx->has_tenant)) {
-		/* A check with no context to check would vouch for nothing. */
-		log_error("a session check without a user and tenant context");
+	if (tx->session_hash && (!tx->has_user || !tx->has_tenant || tx->nhidden != 1)) {
+		/* A check with no context to check, or not first, would vouch
+		 * for nothing. */
+		log_error("a session check without a user and tenant context, or not first");
 		return TK_ERR;
-	}
-	if (sent && tx->session_hash) {
-		/* Unnamed (parsed in every transaction), so that it works alike
-		 * behind PgBouncer.  The function checks the context just set. */
-		const char *p[] = {tx->tenant, tx->session_hash};
-		sent = PQsendQueryParams(pg, "SELECT session_assert($1::uuid, $2::bytea)", 2, NULL,
-		                         p, NULL, NULL, 0) == 1;
-		tx->naux++;
 	}
 	if (tx->naux > TX_MAX_AUX) { /* db_tx_receive could not read them all */
 		log_error("a transaction with %d statements before its own", tx->naux);
@@ -404,9 +411,9 @@ tk_status db_tx_receive(db_tx *tx, tk_error *err)
 
 PGresult *db_tx_result(db_tx *tx, int idx)
 {
-	if (idx < 0 || idx >= tx->nstmts)
+	if (idx < 0 || idx + tx->nhidden >= tx->nstmts)
 		return NULL;
-	return tx->stmts[idx].result;
+	return tx->stmts[idx + tx->nhidden].result;
 }
 
 bool db_tx_connection_lost(const db_tx *tx)
@@ -441,7 +448,7 @@ void db_tx_clear(db_tx *tx)
 		PQclear(tx->stmts[i].result);
 		tx->stmts[i].result = NULL;
 	}
-	tx->nstmts = 0;
+	tx->nstmts = tx->nhidden; /* a tx used again checks its session again */
 	tx->connection_lost = false;
 }
 

@@ -54,7 +54,7 @@ void db_tx_set_user(db_tx *tx, const char *user_uuid, const char *role);
  * belongs to the tenant, user and role it sets: session_assert(), which
  * raises TKS01 otherwise.  Then the transaction fails with 401
  * invalid_session before doing anything, and db_tx_session_ended says so. */
-void db_tx_check_session(db_tx *tx, const char *token_hash_hex);
+void db_tx_check_session(db_tx *tx, const char *token_hash_hex); /* before db_tx_add */
 bool db_tx_session_ended(const db_tx *tx);
 /*
  * Queues a statement; returns its index for db_tx_result.  sql and values are
