@@ -119,18 +119,27 @@ tk_status context_resolve_user(session_cache *sessions, db_conn *conn, tk_reques
 			memcpy(u->token_hash, hash, sizeof u->token_hash);
 			u->from_cache = false;
 			req->has_user = true;
-			cached_session cs = {.user = *u};
-			snprintf(cs.tenant, sizeof cs.tenant, "%s", req->tenant.id);
-			long long left_ms = atoll(PQgetvalue(r, 0, 3));
-			if (sessions != NULL)
+			if (sessions != NULL) {
+				cached_session cs = {.user = *u};
+				snprintf(cs.tenant, sizeof cs.tenant, "%s", req->tenant.id);
+				long long left_ms = atoll(PQgetvalue(r, 0, 3));
 				tk_ttl_cache_put(sessions, hash, &cs,
 				                 left_ms < SESSION_CACHE_MAX_MS
 				                     ? left_ms
 				                     : SESSION_CACHE_MAX_MS);
+			}
 		}
 	}
 	db_tx_clear(tx);
 	return st;
+}
+
+/* The session remembered under hash for req's tenant, if any. */
+static bool remembered(session_cache *sessions, const unsigned char *hash, const tk_request *req,
+                       cached_session *out)
+{
+	return sessions != NULL && tk_ttl_cache_get(sessions, hash, out) &&
+	       strcmp(out->tenant, req->tenant.id) == 0;
 }
 
 bool context_cached_user(session_cache *sessions, tk_request *req, const char *authorization)
@@ -138,7 +147,7 @@ bool context_cached_user(session_cache *sessions, tk_request *req, const char *a
 	unsigned char hash[TK_TTL_CACHE_KEY_LEN];
 	cached_session cs;
 	if (sessions == NULL || authorization == NULL || !bearer_token_hash(authorization, hash) ||
-	    !tk_ttl_cache_get(sessions, hash, &cs) || strcmp(cs.tenant, req->tenant.id) != 0)
+	    !remembered(sessions, hash, req, &cs))
 		return false;
 	req->user = cs.user;
 	req->user.from_cache = true;
@@ -149,10 +158,8 @@ bool context_cached_user(session_cache *sessions, tk_request *req, const char *a
 bool context_cached_user_current(session_cache *sessions, const tk_request *req)
 {
 	cached_session cs;
-	return sessions != NULL && req->has_user &&
-	       tk_ttl_cache_get(sessions, req->user.token_hash, &cs) &&
-	       strcmp(cs.tenant, req->tenant.id) == 0 && strcmp(cs.user.id, req->user.id) == 0 &&
-	       strcmp(cs.user.role, req->user.role) == 0;
+	return req->has_user && remembered(sessions, req->user.token_hash, req, &cs) &&
+	       strcmp(cs.user.id, req->user.id) == 0 && strcmp(cs.user.role, req->user.role) == 0;
 }
 
 void context_forget_user(session_cache *sessions, const tk_request *req)
