@@ -21,6 +21,7 @@ typedef struct tk_app {
 	unsigned char master_key[32];
 	tenant_cache *tenants;
 	session_cache *sessions; /* verified sessions (auth/context.h) */
+	bool shared_flush;       /* a pipeline's writes share a WAL flush (db/tx.h) */
 } tk_app;
 
 /*

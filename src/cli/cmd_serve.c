@@ -71,6 +71,49 @@ static session_cache *sessions_if_supported(const tk_config *cfg, db_pool *pool)
 	return context_sessions_create();
 }
 
+/*
+ * Whether the writes of a pipeline may share one WAL flush (db/tx.h,
+ * db_tx_flush): when configured, the schema has wal_flush_point()
+ * (migration 0013), and the database is not a Citus coordinator, whose
+ * workers each flush their own WAL, so that the coordinator's flush would
+ * vouch for none of them.  Off, with a warning, when it cannot be asked.
+ */
+static bool shared_flush_if_supported(const tk_config *cfg, db_pool *pool)
+{
+	if (!cfg->shared_flush)
+		return false;
+	db_conn *conn = NULL;
+	tk_error err = {0};
+	if (db_pool_acquire(pool, &conn, &err) != TK_OK) {
+		log_warn("cannot check the database (%s): writes sent together each wait for "
+		         "their own WAL flush",
+		         err.message);
+		return false;
+	}
+	tk_arena *arena = tk_arena_create();
+	db_tx *tx = db_tx_new(arena, conn);
+	int q = db_tx_add(tx,
+	                  "SELECT to_regprocedure('wal_flush_point()') IS NOT NULL,"
+	                  " EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')",
+	                  0, NULL);
+	bool asked = db_tx_run(tx, &err) == TK_OK;
+	bool has_function = asked && strcmp(PQgetvalue(db_tx_result(tx, q), 0, 0), "t") == 0;
+	bool citus = asked && strcmp(PQgetvalue(db_tx_result(tx, q), 0, 1), "t") == 0;
+	db_tx_clear(tx);
+	db_pool_release(pool, conn);
+	tk_arena_destroy(arena);
+	if (!asked)
+		log_warn("cannot check the database (%s): writes sent together each wait for "
+		         "their own WAL flush",
+		         err.message);
+	else if (!has_function)
+		log_warn("the schema has no wal_flush_point() (run tekup migrate): writes sent "
+		         "together each wait for their own WAL flush");
+	else if (citus)
+		log_info("Citus: writes sent together each wait for their own WAL flush");
+	return asked && has_function && !citus;
+}
+
 /* On the first run (no tenant at all), a demo tenant with a few leads, made
  * through the same provisioning path as the operator API. */
 static void create_demo(tk_app *app)
@@ -176,7 +219,8 @@ int cmd_serve(int argc, char **argv)
 	              .pool = pool,
 	              .operator_pool = operator_pool,
 	              .tenants = tenants,
-	              .sessions = sessions};
+	              .sessions = sessions,
+	              .shared_flush = shared_flush_if_supported(&cfg, pool)};
 	if (cli_master_key(&cfg, app.master_key) != TK_OK)
 		goto cleanup;
 	if (cfg.demo)

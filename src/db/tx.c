@@ -26,6 +26,13 @@ typedef struct tx_stmt {
  * most statements sent before a transaction's own. */
 #define TX_MAX_AUX 6
 
+/* The statement that ends a transaction in each flush mode but the
+ * default (tx.h, db_tx_flush): a deferred one commits without waiting for
+ * the WAL flush; an anchor writes WAL (setval on a sequence, migration
+ * 0013), so that its COMMIT waits for the flush of every record before it. */
+#define TX_SQL_DEFER_FLUSH  "SELECT set_config('synchronous_commit', 'off', true)"
+#define TX_SQL_FLUSH_ANCHOR "SELECT wal_flush_point()"
+
 struct db_tx {
 	db_conn *conn;
 	long long deadline_ms;
@@ -43,8 +50,10 @@ struct db_tx {
 	bool batched;  /* another transaction may follow in the pipeline */
 	int naux;      /* BEGIN and SET LOCALs sent before the statements */
 	int nhidden;   /* leading statements of our own (the session check) */
+	db_tx_flush flush;
 	int nstmts;
-	tx_stmt stmts[DB_TX_MAX_STATEMENTS];
+	int nsent; /* sent by the last db_tx_send: nstmts and any flush statement */
+	tx_stmt stmts[DB_TX_MAX_STATEMENTS + 1]; /* + the flush statement */
 };
 
 db_tx *db_tx_new(tk_arena *arena, db_conn *conn)
@@ -221,7 +230,14 @@ tk_status db_tx_send(db_tx *tx, bool sync)
 	char set_timeout[64];
 
 	tx->naux = 0;
-	for (int i = 0; i < tx->nstmts; i++)
+	tx->nsent = tx->nstmts;
+	if (tx->flush != DB_TX_FLUSH_OWN) {
+		/* Last, so that a handler's statement indexes are unchanged. */
+		tx_stmt *f = &tx->stmts[tx->nsent++];
+		*f = (tx_stmt){.sql = tx->flush == DB_TX_FLUSH_DEFERRED ? TX_SQL_DEFER_FLUSH
+		                                                        : TX_SQL_FLUSH_ANCHOR};
+	}
+	for (int i = 0; i < tx->nsent; i++)
 		tx->stmts[i].prepare_name = NULL; /* any earlier were settled or abandoned */
 	if (PQstatus(pg) != CONNECTION_OK)
 		return TK_ERR;
@@ -261,7 +277,7 @@ tk_status db_tx_send(db_tx *tx, bool sync)
 		log_error("a transaction with %d statements before its own", tx->naux);
 		return TK_ERR;
 	}
-	for (int i = 0; sent && i < tx->nstmts; i++)
+	for (int i = 0; sent && i < tx->nsent; i++)
 		sent = send_stmt(tx, &tx->stmts[i]);
 	sent = sent && send_control(tx, pg, DB_STMT_COMMIT, "COMMIT") &&
 	       (!sync || PQpipelineSync(pg) == 1);
@@ -281,7 +297,7 @@ void db_tx_allow_batch(db_tx *tx, int ntx)
 
 void db_tx_abandon(db_tx *tx)
 {
-	for (int i = 0; i < tx->nstmts; i++)
+	for (int i = 0; i < tx->nsent; i++)
 		if (tx->stmts[i].prepare_name) {
 			db_conn_statement_settle(tx->conn, tx->stmts[i].prepare_name, false);
 			tx->stmts[i].prepare_name = NULL;
@@ -315,7 +331,7 @@ tk_status db_tx_receive(db_tx *tx, tk_error *err)
 		else
 			note_failure(tx, aux[i], &first_error);
 	}
-	for (int i = 0; i < tx->nstmts && !lost; i++) {
+	for (int i = 0; i < tx->nsent && !lost; i++) {
 		tx_stmt *s = &tx->stmts[i];
 		if (s->prepare_name) {
 			PGresult *pr = read_one(tx, pg);
@@ -362,7 +378,7 @@ tk_status db_tx_receive(db_tx *tx, tk_error *err)
 		PQclear(sync);
 	}
 	/* Any reserved names never settled belong to statements never read. */
-	for (int i = 0; i < tx->nstmts; i++)
+	for (int i = 0; i < tx->nsent; i++)
 		if (tx->stmts[i].prepare_name) {
 			db_conn_statement_settle(tx->conn, tx->stmts[i].prepare_name, false);
 			tx->stmts[i].prepare_name = NULL;
@@ -423,7 +439,7 @@ bool db_tx_connection_lost(const db_tx *tx)
 
 void db_tx_forget_results(db_tx *tx)
 {
-	for (int i = 0; i < tx->nstmts; i++) {
+	for (int i = 0; i < tx->nsent; i++) {
 		PQclear(tx->stmts[i].result);
 		tx->stmts[i].result = NULL;
 	}
@@ -442,13 +458,28 @@ void db_tx_set_batched(db_tx *tx, bool batched)
 	tx->batched = batched;
 }
 
+void db_tx_set_flush(db_tx *tx, db_tx_flush flush)
+{
+	tx->flush = flush;
+}
+
+tk_status db_tx_flush_wal(db_conn *conn, tk_error *err)
+{
+	db_tx tx = {.conn = conn, .flush = DB_TX_FLUSH_ANCHOR};
+	tk_status st = db_tx_run(&tx, err);
+	db_tx_clear(&tx);
+	return st;
+}
+
 void db_tx_clear(db_tx *tx)
 {
-	for (int i = 0; i < tx->nstmts; i++) {
+	for (int i = 0; i < tx->nsent; i++) {
 		PQclear(tx->stmts[i].result);
 		tx->stmts[i].result = NULL;
 	}
 	tx->nstmts = tx->nhidden; /* a tx used again checks its session again */
+	tx->nsent = 0;
+	tx->flush = DB_TX_FLUSH_OWN;
 	tx->connection_lost = false;
 }
 

@@ -77,6 +77,31 @@ tk_status db_tx_run(db_tx *tx, tk_error *err) TK_MUST_CHECK;
  */
 void db_tx_bind(db_tx *tx, db_conn *conn);
 void db_tx_set_batched(db_tx *tx, bool batched);
+/*
+ * How a transaction's COMMIT reaches the disk, so that the writes of one
+ * pipeline can share one WAL flush (server.c):
+ *
+ *   OWN       as the connection's synchronous_commit says (the default).
+ *   DEFERRED  ends with set_config('synchronous_commit', 'off', true): its
+ *             COMMIT returns before its WAL is flushed, so it is NOT yet
+ *             durable, though other transactions already see it.
+ *   ANCHOR    ends with wal_flush_point() (migration 0013), which writes
+ *             WAL, so that its COMMIT waits for the flush (and for any
+ *             synchronous standby) as OWN does, even when the rest of the
+ *             transaction wrote nothing.
+ *
+ * The WAL is one sequence: a flush covers every record written before it,
+ * by any backend.  So a DEFERRED transaction is durable once an ANCHOR
+ * sent after it on the same connection, or one sent anywhere after its
+ * COMMIT's result was read, has committed; until then it must not be
+ * acknowledged.  A single PostgreSQL server only: on Citus each node has
+ * its own WAL.  Reset to OWN by db_tx_clear.
+ */
+typedef enum db_tx_flush { DB_TX_FLUSH_OWN, DB_TX_FLUSH_DEFERRED, DB_TX_FLUSH_ANCHOR } db_tx_flush;
+void db_tx_set_flush(db_tx *tx, db_tx_flush flush);
+/* An ANCHOR transaction and nothing else, on conn: makes every commit whose
+ * result was read before this call durable. */
+tk_status db_tx_flush_wal(db_conn *conn, tk_error *err) TK_MUST_CHECK;
 tk_status db_tx_send(db_tx *tx, bool sync) TK_MUST_CHECK;
 /* How long to wait for a batched tx's results, from now, when ntx were
  * sent in its pipeline: PostgreSQL holds a pipeline's results until its

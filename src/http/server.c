@@ -678,7 +678,15 @@ typedef struct batch_pipeline {
 	db_conn *conn;
 	tk_request *reqs[SERVER_BATCH_MAX];
 	int n;
+	int anchor; /* the write whose COMMIT flushes the others', or -1 */
 } batch_pipeline;
+
+/* Writes whose COMMIT returned but is not known to be durable yet. */
+typedef struct unflushed_writes {
+	tk_request *reqs[SERVER_BATCH_MAX];
+	int batch[SERVER_BATCH_MAX]; /* for batch_finish */
+	int n;
+} unflushed_writes;
 
 /*
  * Shares todo out among connections: the reads all go on the first, one
@@ -713,14 +721,41 @@ static bool batch_plan(db_pool *pool, int keep_free, tk_request **todo, int ntod
 	return true;
 }
 
+/*
+ * With shared_flush, the pipeline's writes share one WAL flush when it has
+ * two or more: each but the last commits deferred, and the last is their
+ * anchor (db/tx.h, db_tx_flush).  A backend runs a pipeline's transactions
+ * in order, so the anchor's commit record follows theirs in the WAL, and
+ * its flush makes them all durable: one fsync where there were k.
+ */
+static void pipeline_plan_flush(batch_pipeline *p, bool shared_flush)
+{
+	int nwrites = 0;
+	p->anchor = -1;
+	for (int i = 0; shared_flush && i < p->n; i++)
+		if (batch_writes(p->reqs[i])) {
+			p->anchor = i;
+			nwrites++;
+		}
+	if (nwrites < 2)
+		p->anchor = -1;
+	for (int i = 0; i < p->n; i++) {
+		db_tx_flush f = DB_TX_FLUSH_OWN;
+		if (p->anchor >= 0 && batch_writes(p->reqs[i]))
+			f = i == p->anchor ? DB_TX_FLUSH_ANCHOR : DB_TX_FLUSH_DEFERRED;
+		db_tx_set_flush(((coalesced *)p->reqs[i]->coalesced)->tx, f);
+	}
+}
+
 /* Sends a pipeline; the number of transactions sent, or 0 if the
  * connection failed.  Then no Sync went out, but libpq may have passed on
  * earlier transactions, and PostgreSQL runs a BEGIN ... COMMIT without
  * waiting for a Sync: a write there may have committed, and is treated as
  * lost with the connection. */
-static int pipeline_send(batch_pipeline *p)
+static int pipeline_send(batch_pipeline *p, bool shared_flush)
 {
 	int nsent = 0;
+	pipeline_plan_flush(p, shared_flush);
 	for (; nsent < p->n; nsent++) {
 		coalesced *c = p->reqs[nsent]->coalesced;
 		db_tx_forget_results(c->tx);
@@ -742,12 +777,16 @@ static int pipeline_send(batch_pipeline *p)
  * again: those skipped after an earlier failure (they never ran), and,
  * while *may_retry_lost, the reads not answered on a lost connection.
  * A write not answered on a lost connection may have committed: it gets
- * 503, as a write on its own does, and is never sent again.
+ * 503, as a write on its own does, and is never sent again.  A deferred
+ * write that committed is answered once its anchor has committed; if the
+ * anchor did not (it failed, was skipped, or its connection was lost), it
+ * goes to unflushed, for settle_unflushed.
  */
 static void pipeline_receive(db_pool *pool, batch_pipeline *p, int nsent, bool *may_retry_lost,
-                             tk_request **again, int *nagain)
+                             tk_request **again, int *nagain, unflushed_writes *unflushed)
 {
 	bool lost = nsent < p->n, failed = false;
+	int held_from = unflushed->n; /* this pipeline's deferred writes, until the anchor's */
 	/* Deadlines run from now, not from the send: this worker may have
 	 * spent a while reading the pipelines before this one. */
 	for (int k = 0; k < nsent; k++)
@@ -757,7 +796,15 @@ static void pipeline_receive(db_pool *pool, batch_pipeline *p, int nsent, bool *
 		coalesced *c = p->reqs[i]->coalesced;
 		tk_error e = {0};
 		tk_status st = db_tx_receive(c->tx, &e);
-		if (st == TK_OK) {
+		if (st == TK_OK && p->anchor >= 0 && i < p->anchor && batch_writes(p->reqs[i])) {
+			unflushed->reqs[unflushed->n] = p->reqs[i]; /* not durable yet */
+			unflushed->batch[unflushed->n++] = nsent;
+		} else if (st == TK_OK) {
+			if (i == p->anchor) { /* its flush covered the deferred ones */
+				for (int k = held_from; k < unflushed->n; k++)
+					batch_finish(unflushed->reqs[k], nsent, TK_OK, NULL);
+				unflushed->n = held_from;
+			}
 			batch_finish(p->reqs[i], nsent, st, NULL);
 		} else if (db_tx_connection_lost(c->tx)) {
 			lost = true;
@@ -826,6 +873,35 @@ static int drop_ended_sessions(session_cache *sessions, tk_request **todo, int n
 }
 
 /*
+ * Makes the deferred writes whose anchor did not commit durable before
+ * they are answered: one anchor on its own (db_tx_flush_wal), on any
+ * connection, since their COMMITs have returned and a flush covers every
+ * record written before it.  If that cannot run they get 503, as a write
+ * whose COMMIT went unanswered does: committed, maybe durable, and the
+ * client cannot know.
+ */
+static void settle_unflushed(db_pool *pool, unflushed_writes *u)
+{
+	db_conn *conn = NULL;
+	tk_error err = {0};
+	tk_status st = db_pool_acquire(pool, &conn, &err);
+	if (st == TK_OK) {
+		st = db_tx_flush_wal(conn, &err);
+		db_pool_release(pool, conn);
+	}
+	if (st != TK_OK) {
+		log_error("%d committed writes could not be made durable (%s): answered 503", u->n,
+		          err.message);
+		tk_error_database_unavailable(&err);
+	} else {
+		log_debug("batch: flushed the WAL for %d writes whose anchor did not commit", u->n);
+	}
+	for (int i = 0; i < u->n; i++)
+		batch_finish(u->reqs[i], u->batch[i], st, st == TK_OK ? NULL : &err);
+	u->n = 0;
+}
+
+/*
  * Sends the transactions of the worker's batched requests, each its own
  * BEGIN ... COMMIT with its own tenant context, and reads their results.
  * The reads go in one pipeline on one pooled connection, with one Sync at
@@ -855,6 +931,8 @@ static void flush_batch(server_worker *w)
 	 * for writes come out of a pool larger than the worker count, so no
 	 * worker waits for a connection because another took several. */
 	int keep_free = (int)w->server->n_workers - 1;
+	bool shared_flush = w->server->app->shared_flush;
+	unflushed_writes unflushed = {.n = 0};
 
 	while (ntodo > 0) {
 		batch_pipeline pipes[SERVER_BATCH_MAX];
@@ -863,17 +941,20 @@ static void flush_batch(server_worker *w)
 		if (!batch_plan(pool, keep_free, todo, ntodo, pipes, &npipes, &perr)) {
 			for (int i = 0; i < ntodo; i++)
 				batch_finish(todo[i], 0, TK_ERR, &perr);
-			return;
+			break;
 		}
 		int nsent[SERVER_BATCH_MAX];
 		for (int k = 0; k < npipes; k++)
-			nsent[k] = pipeline_send(&pipes[k]);
+			nsent[k] = pipeline_send(&pipes[k], shared_flush);
 		/* The pipelines hold the requests now: todo collects what goes again. */
 		ntodo = 0;
 		for (int k = 0; k < npipes; k++)
-			pipeline_receive(pool, &pipes[k], nsent[k], &may_retry_lost, todo, &ntodo);
+			pipeline_receive(pool, &pipes[k], nsent[k], &may_retry_lost, todo, &ntodo,
+			                 &unflushed);
 		ntodo = drop_ended_sessions(w->server->app->sessions, todo, ntodo);
 	}
+	if (unflushed.n > 0)
+		settle_unflushed(pool, &unflushed);
 }
 
 /* Called on the worker's thread: gives libmicrohttpd what the listener

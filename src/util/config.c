@@ -49,6 +49,9 @@ static const cfg_option options[] = {
     {"session-cache", "TEKUP_SESSION_CACHE", CFG_BOOL, S, 0, 0, "true", OFF(session_cache),
      "remember verified sessions: a signed-in lead request is one round trip, its\n"
      "transaction re-checking the session first (--no-session-cache: two)"},
+    {"shared-flush", "TEKUP_SHARED_FLUSH", CFG_BOOL, S, 0, 0, "true", OFF(shared_flush),
+     "writes sent together wait for one WAL flush, not one each; none is answered\n"
+     "before it is durable (off by itself on Citus, where each node has its own WAL)"},
     {"max-connections", "TEKUP_MAX_CONNECTIONS", CFG_INT, S, 1, 100000, "1024",
      OFF(max_connections), "concurrent HTTP connections"},
     {"max-connections-per-ip", "TEKUP_MAX_CONNECTIONS_PER_IP", CFG_INT, S, 0, 100000, "256",

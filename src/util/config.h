@@ -25,6 +25,7 @@ typedef struct tk_config {
 	long statement_timeout_ms;
 	long key_cache_ttl_ms;
 	bool session_cache; /* remember verified sessions (auth/context.h) */
+	bool shared_flush;  /* a pipeline's writes share one WAL flush (db/tx.h) */
 	long max_connections;
 	long max_connections_per_ip;
 	long connection_timeout_s;

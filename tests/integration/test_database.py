@@ -83,7 +83,7 @@ EXPECTED_FUNCTIONS = {
     "leads_set_created_by()", "activities_touch_lead()", "leads_record_status_change()",
     "users_enforce_max()", "user_json(uuid,uuid)",
     "user_change(uuid,uuid,text,text,boolean,text)",
-    "session_assert(uuid,bytea)",
+    "session_assert(uuid,bytea)", "wal_flush_point()",
 }
 TENANT_EXPR = "(tenant_id = current_tenant_id())"
 
@@ -304,11 +304,16 @@ def request_role_has_exactly_the_needed_grants(ctx):
         rows = cur.fetchall()
         assert len(rows) == 1 and rows[0][:2] == (False, "s"), rows
         assert "NULLIF(current_setting('app.current_tenant', true), '')::uuid" in rows[0][2], rows
-        # The only SECURITY DEFINER function tekup_app can execute is resolve_api_key.
+        # The only SECURITY DEFINER functions tekup_app can execute:
+        # resolve_api_key, and wal_flush_point, which sets a sequence of its
+        # own (0013) and takes no argument.
         cur.execute("SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
                     " WHERE n.nspname = 'public' AND p.prosecdef"
-                    " AND has_function_privilege('tekup_app', p.oid, 'EXECUTE')")
-        assert cur.fetchall() == [("resolve_api_key",)]
+                    " AND has_function_privilege('tekup_app', p.oid, 'EXECUTE') ORDER BY 1")
+        assert cur.fetchall() == [("resolve_api_key",), ("wal_flush_point",)]
+        cur.execute("SELECT pg_get_functiondef('wal_flush_point()'::regprocedure)")
+        body = cur.fetchone()[0]
+        assert "PERFORM setval('public.wal_flush_seq', 1, true);" in body, body
         c.rollback()
     finally:
         c.close()
