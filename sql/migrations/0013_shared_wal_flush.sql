@@ -13,9 +13,10 @@
 -- Why a function: a COMMIT waits for the flush only when its transaction
 -- has an XID and wrote WAL.  The last write may write nothing (a PATCH of a
 -- lead that does not exist), and an XID alone (pg_current_xact_id()) is not
--- enough.  setval() always writes a WAL record and takes an XID so that its
--- COMMIT is flushed; the sequence exists for this only, and its value means
--- nothing.  SECURITY DEFINER, so tekup_app gets no privilege on any
+-- enough.  setval() on a logged sequence always writes a WAL record and
+-- takes an XID so that its COMMIT is flushed (the sequence must stay
+-- logged: test_database checks); it exists for this only, and its value
+-- means nothing.  SECURITY DEFINER, so tekup_app gets no privilege on any
 -- sequence; PL/pgSQL, so the call is planned once per connection.
 
 CREATE SEQUENCE wal_flush_seq;

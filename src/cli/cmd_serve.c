@@ -93,7 +93,9 @@ static bool shared_flush_if_supported(const tk_config *cfg, db_pool *pool)
 	tk_arena *arena = tk_arena_create();
 	db_tx *tx = db_tx_new(arena, conn);
 	int q = db_tx_add(tx,
-	                  "SELECT to_regprocedure('wal_flush_point()') IS NOT NULL,"
+	                  "SELECT CASE WHEN to_regprocedure('public.wal_flush_point()') IS NULL"
+	                  " THEN false ELSE has_function_privilege("
+	                  "to_regprocedure('public.wal_flush_point()'), 'EXECUTE') END,"
 	                  " EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')",
 	                  0, NULL);
 	bool asked = db_tx_run(tx, &err) == TK_OK;

@@ -43,7 +43,9 @@ struct db_tx {
 	bool has_user;
 	const char *session_hash; /* bytea hex: check the session first */
 	const char *check_params[2];
-	bool session_ended; /* that check failed */
+	bool session_ended;  /* that check failed */
+	bool flush_failed;   /* the flush statement failed: nothing of it took effect */
+	bool rollback_first; /* end the connection's failed transaction first */
 	bool connection_lost;
 	bool own_sync; /* sent with its own Sync (not the batch's last) */
 	bool skipped;  /* a batch's earlier failure skipped it: it never ran */
@@ -243,7 +245,12 @@ tk_status db_tx_send(db_tx *tx, bool sync)
 		return TK_ERR;
 	tx->deadline_ms =
 	    monotonic_ms() + db_conn_statement_timeout_ms(tx->conn) + TX_REPLY_GRACE_MS;
-	bool sent = send_control(tx, pg, DB_STMT_BEGIN, "BEGIN");
+	bool sent = true;
+	if (tx->rollback_first) {
+		sent = send_plain(pg, "ROLLBACK");
+		tx->naux++;
+	}
+	sent = sent && send_control(tx, pg, DB_STMT_BEGIN, "BEGIN");
 	tx->naux++;
 	if (sent && pgbouncer) {
 		/* Session state cannot be trusted behind transaction pooling. */
@@ -395,11 +402,15 @@ tk_status db_tx_receive(db_tx *tx, tk_error *err)
 			          PQresultErrorMessage(first_error));
 			set_unavailable(tx, err);
 		} else {
-			/* 42883: a schema older than the binary (serve --no-migrate)
-			 * lacks session_assert(); the server then verifies the
-			 * session the old way rather than failing the request. */
+			/* 42883 from the session check: a schema older than the
+			 * binary (serve --no-migrate) lacks session_assert(); the
+			 * server then verifies the session the old way rather than
+			 * failing the request. */
+			bool check_failed = tx->nhidden == 1 && first_error == tx->stmts[0].result;
 			tx->session_ended = strcmp(state, "TKS01") == 0 ||
-			                    (tx->session_hash && strcmp(state, "42883") == 0);
+			                    (check_failed && strcmp(state, "42883") == 0);
+			tx->flush_failed = tx->nsent > tx->nstmts &&
+			                   first_error == tx->stmts[tx->nsent - 1].result;
 			db_error_from_sqlstate(state, constraint, err);
 			if (err->http_status >= 500)
 				log_error("statement failed (%s): %s", state,
@@ -446,6 +457,7 @@ void db_tx_forget_results(db_tx *tx)
 	tx->connection_lost = false;
 	tx->skipped = false;
 	tx->session_ended = false;
+	tx->flush_failed = false;
 }
 
 bool db_tx_skipped(const db_tx *tx)
@@ -463,9 +475,27 @@ void db_tx_set_flush(db_tx *tx, db_tx_flush flush)
 	tx->flush = flush;
 }
 
+bool db_tx_flush_failed(const db_tx *tx)
+{
+	return tx->flush_failed;
+}
+
 tk_status db_tx_flush_wal(db_conn *conn, tk_error *err)
 {
-	db_tx tx = {.conn = conn, .flush = DB_TX_FLUSH_ANCHOR};
+	/* The flush must run on the backend that ran the deferred commits:
+	 * that it is still there proves PostgreSQL did not restart (or fail
+	 * over) since, losing them from the WAL this flush writes.  A libpq
+	 * connection is one backend for its life.  Behind PgBouncer it is
+	 * pinned to one only while a transaction is open - as a failed
+	 * pipeline leaves it, so the ROLLBACK goes in the flush's pipeline. */
+	PGTransactionStatusType ts = PQtransactionStatus(db_conn_pg(conn));
+	bool open = ts == PQTRANS_INERROR || ts == PQTRANS_INTRANS;
+	if (db_conn_is_broken(conn) || (!open && ts != PQTRANS_IDLE) ||
+	    (!open && db_conn_unnamed_statements(conn))) {
+		log_error("cannot flush the WAL on the backend that committed the writes");
+		return tk_error_database_unavailable(err);
+	}
+	db_tx tx = {.conn = conn, .flush = DB_TX_FLUSH_ANCHOR, .rollback_first = open};
 	tk_status st = db_tx_run(&tx, err);
 	db_tx_clear(&tx);
 	return st;

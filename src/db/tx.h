@@ -90,17 +90,28 @@ void db_tx_set_batched(db_tx *tx, bool batched);
  *             synchronous standby) as OWN does, even when the rest of the
  *             transaction wrote nothing.
  *
- * The WAL is one sequence: a flush covers every record written before it,
- * by any backend.  So a DEFERRED transaction is durable once an ANCHOR
- * sent after it on the same connection, or one sent anywhere after its
- * COMMIT's result was read, has committed; until then it must not be
- * acknowledged.  A single PostgreSQL server only: on Citus each node has
- * its own WAL.  Reset to OWN by db_tx_clear.
+ * One backend runs a pipeline's transactions in order, so an ANCHOR's
+ * commit record follows those of the DEFERRED ones before it, and its
+ * flush covers them: a DEFERRED transaction is durable once an ANCHOR
+ * after it in the same pipeline has committed, or db_tx_flush_wal has
+ * succeeded on its connection; until then it must not be acknowledged.
+ * Only within one PostgreSQL instance: on Citus each node has its own WAL,
+ * and a restart or failover may lose what was not flushed.  Reset to OWN
+ * by db_tx_clear.
  */
 typedef enum db_tx_flush { DB_TX_FLUSH_OWN, DB_TX_FLUSH_DEFERRED, DB_TX_FLUSH_ANCHOR } db_tx_flush;
 void db_tx_set_flush(db_tx *tx, db_tx_flush flush);
-/* An ANCHOR transaction and nothing else, on conn: makes every commit whose
- * result was read before this call durable. */
+/* The tx failed in its flush statement (say wal_flush_point() is gone): it
+ * was rolled back, and nothing of it took effect. */
+bool db_tx_flush_failed(const db_tx *tx);
+/*
+ * An ANCHOR transaction and nothing else, on conn, right after a pipeline
+ * whose ANCHOR did not commit: makes its DEFERRED commits durable.  It
+ * must run on the backend that ran them (its survival proves they are in
+ * the WAL it flushes), so it refuses (503) a connection that cannot be
+ * sure of that: broken, or behind PgBouncer with no transaction open to
+ * pin the backend.  Rolls back the connection's failed transaction first.
+ */
 tk_status db_tx_flush_wal(db_conn *conn, tk_error *err) TK_MUST_CHECK;
 tk_status db_tx_send(db_tx *tx, bool sync) TK_MUST_CHECK;
 /* How long to wait for a batched tx's results, from now, when ntx were

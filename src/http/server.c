@@ -75,7 +75,8 @@ typedef struct coalesced {
 	tk_status st;
 	tk_response res;
 	tk_error err;
-	bool session_ended; /* the cached session failed its check */
+	bool session_ended;  /* the cached session failed its check */
+	bool awaiting_flush; /* committed deferred: answered once flushed */
 } coalesced;
 
 typedef struct server_worker {
@@ -108,6 +109,7 @@ struct tk_server {
 	server_worker *workers;
 	unsigned n_workers;
 	atomic_int in_flight;
+	atomic_bool shared_flush; /* app's, until wal_flush_point() is found gone */
 };
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) TK_PRINTF(2, 0);
@@ -681,13 +683,6 @@ typedef struct batch_pipeline {
 	int anchor; /* the write whose COMMIT flushes the others', or -1 */
 } batch_pipeline;
 
-/* Writes whose COMMIT returned but is not known to be durable yet. */
-typedef struct unflushed_writes {
-	tk_request *reqs[SERVER_BATCH_MAX];
-	int batch[SERVER_BATCH_MAX]; /* for batch_finish */
-	int n;
-} unflushed_writes;
-
 /*
  * Shares todo out among connections: the reads all go on the first, one
  * connection waited for like any request's; each write goes on a
@@ -739,6 +734,9 @@ static void pipeline_plan_flush(batch_pipeline *p, bool shared_flush)
 		}
 	if (nwrites < 2)
 		p->anchor = -1;
+	else
+		log_debug("batch: %d writes share one WAL flush; the last, %s %s, flushes it",
+		          nwrites, p->reqs[p->anchor]->method, p->reqs[p->anchor]->path);
 	for (int i = 0; i < p->n; i++) {
 		db_tx_flush f = DB_TX_FLUSH_OWN;
 		if (p->anchor >= 0 && batch_writes(p->reqs[i]))
@@ -771,6 +769,42 @@ static int pipeline_send(batch_pipeline *p, bool shared_flush)
 	return nsent;
 }
 
+/* Answers the deferred writes of p before index upto that await the flush;
+ * returns 0 (none await it now). */
+static int finish_deferred(batch_pipeline *p, int upto, tk_status st, const tk_error *err)
+{
+	for (int k = 0; k < upto; k++) {
+		coalesced *c = p->reqs[k]->coalesced;
+		if (c->awaiting_flush) {
+			c->awaiting_flush = false;
+			batch_finish(p->reqs[k], p->n, st, err);
+		}
+	}
+	return 0;
+}
+
+/*
+ * The pipeline's anchor did not commit (it failed, was skipped, or the
+ * connection was lost), so the deferred writes before it that did commit
+ * are not known to be on disk.  One flush of their own, on the same
+ * backend (db_tx_flush_wal), makes them durable before they are answered;
+ * if it cannot run there they get 503, as a write whose COMMIT went
+ * unanswered does: committed, maybe lost, and the client cannot know.
+ */
+static void settle_deferred(batch_pipeline *p, int upto, bool lost)
+{
+	tk_error err = {0};
+	tk_status st = lost ? tk_error_database_unavailable(&err) : db_tx_flush_wal(p->conn, &err);
+	if (st != TK_OK) {
+		log_error("committed writes could not be made durable (%s): answered 503",
+		          err.message);
+		tk_error_database_unavailable(&err);
+	} else {
+		log_debug("batch: flushed the WAL for writes whose anchor did not commit");
+	}
+	finish_deferred(p, upto, st, st == TK_OK ? NULL : &err);
+}
+
 /*
  * Reads a sent pipeline's results in order and answers its requests, then
  * releases its connection.  Transactions that must go again are added to
@@ -778,15 +812,14 @@ static int pipeline_send(batch_pipeline *p, bool shared_flush)
  * while *may_retry_lost, the reads not answered on a lost connection.
  * A write not answered on a lost connection may have committed: it gets
  * 503, as a write on its own does, and is never sent again.  A deferred
- * write that committed is answered once its anchor has committed; if the
- * anchor did not (it failed, was skipped, or its connection was lost), it
- * goes to unflushed, for settle_unflushed.
+ * write that committed is answered once its anchor has committed, or, if
+ * the anchor did not, once settle_deferred has flushed.
  */
 static void pipeline_receive(db_pool *pool, batch_pipeline *p, int nsent, bool *may_retry_lost,
-                             tk_request **again, int *nagain, unflushed_writes *unflushed)
+                             tk_request **again, int *nagain)
 {
 	bool lost = nsent < p->n, failed = false;
-	int held_from = unflushed->n; /* this pipeline's deferred writes, until the anchor's */
+	int nheld = 0; /* deferred writes that committed, awaiting the flush */
 	/* Deadlines run from now, not from the send: this worker may have
 	 * spent a while reading the pipelines before this one. */
 	for (int k = 0; k < nsent; k++)
@@ -797,15 +830,23 @@ static void pipeline_receive(db_pool *pool, batch_pipeline *p, int nsent, bool *
 		tk_error e = {0};
 		tk_status st = db_tx_receive(c->tx, &e);
 		if (st == TK_OK && p->anchor >= 0 && i < p->anchor && batch_writes(p->reqs[i])) {
-			unflushed->reqs[unflushed->n] = p->reqs[i]; /* not durable yet */
-			unflushed->batch[unflushed->n++] = nsent;
+			c->awaiting_flush = true; /* not durable yet */
+			nheld++;
 		} else if (st == TK_OK) {
-			if (i == p->anchor) { /* its flush covered the deferred ones */
-				for (int k = held_from; k < unflushed->n; k++)
-					batch_finish(unflushed->reqs[k], nsent, TK_OK, NULL);
-				unflushed->n = held_from;
-			}
+			if (i == p->anchor && nheld > 0) /* its flush covered them */
+				nheld = finish_deferred(p, i, TK_OK, NULL);
 			batch_finish(p->reqs[i], nsent, st, NULL);
+		} else if (db_tx_flush_failed(c->tx)) {
+			/* wal_flush_point() is gone (a schema rolled back under the
+			 * server): the tx rolled back whole; it goes again with the
+			 * shared flush off. */
+			if (atomic_exchange(&current_worker->server->shared_flush, false))
+				log_error(
+				    "the flush statement failed (is wal_flush_point() gone? run "
+				    "tekup migrate): writes sent together now each wait for "
+				    "their own WAL flush");
+			failed = true;
+			again[(*nagain)++] = p->reqs[i];
 		} else if (db_tx_connection_lost(c->tx)) {
 			lost = true;
 			break;
@@ -818,6 +859,8 @@ static void pipeline_receive(db_pool *pool, batch_pipeline *p, int nsent, bool *
 			batch_finish(p->reqs[i], nsent, st, &e);
 		}
 	}
+	if (nheld > 0)
+		settle_deferred(p, i, lost);
 	/* Whatever was not answered on a lost connection. */
 	tk_request *lost_reads[SERVER_BATCH_MAX];
 	int nlost_reads = 0;
@@ -873,45 +916,17 @@ static int drop_ended_sessions(session_cache *sessions, tk_request **todo, int n
 }
 
 /*
- * Makes the deferred writes whose anchor did not commit durable before
- * they are answered: one anchor on its own (db_tx_flush_wal), on any
- * connection, since their COMMITs have returned and a flush covers every
- * record written before it.  If that cannot run they get 503, as a write
- * whose COMMIT went unanswered does: committed, maybe durable, and the
- * client cannot know.
- */
-static void settle_unflushed(db_pool *pool, unflushed_writes *u)
-{
-	db_conn *conn = NULL;
-	tk_error err = {0};
-	tk_status st = db_pool_acquire(pool, &conn, &err);
-	if (st == TK_OK) {
-		st = db_tx_flush_wal(conn, &err);
-		db_pool_release(pool, conn);
-	}
-	if (st != TK_OK) {
-		log_error("%d committed writes could not be made durable (%s): answered 503", u->n,
-		          err.message);
-		tk_error_database_unavailable(&err);
-	} else {
-		log_debug("batch: flushed the WAL for %d writes whose anchor did not commit", u->n);
-	}
-	for (int i = 0; i < u->n; i++)
-		batch_finish(u->reqs[i], u->batch[i], st, st == TK_OK ? NULL : &err);
-	u->n = 0;
-}
-
-/*
  * Sends the transactions of the worker's batched requests, each its own
  * BEGIN ... COMMIT with its own tenant context, and reads their results.
  * The reads go in one pipeline on one pooled connection, with one Sync at
  * the end: one write and one round trip for the lot, and PostgreSQL runs
  * them back to back without waiting on the network.  Each write goes on a
  * connection of its own when the pool has one free, in a pipeline sent
- * before any answer is awaited, so their COMMITs wait for the WAL flush
- * together (one backend runs its pipeline's COMMITs one flush after
- * another).  Each request's answer is rendered here and sent by
- * libmicrohttpd on the worker's next run.
+ * before any answer is awaited, so that their COMMITs can share a WAL
+ * flush (PostgreSQL's group commit), and otherwise after the reads; the
+ * writes of one pipeline share one flush (pipeline_plan_flush).  Each
+ * request's answer is rendered here and sent by libmicrohttpd on the
+ * worker's next run, after every flush it depends on.
  *
  * A transaction that fails makes PostgreSQL skip everything after it up to
  * its pipeline's Sync; the skipped ones never ran and are sent again once
@@ -931,8 +946,7 @@ static void flush_batch(server_worker *w)
 	 * for writes come out of a pool larger than the worker count, so no
 	 * worker waits for a connection because another took several. */
 	int keep_free = (int)w->server->n_workers - 1;
-	bool shared_flush = w->server->app->shared_flush;
-	unflushed_writes unflushed = {.n = 0};
+	bool shared_flush = atomic_load(&w->server->shared_flush);
 
 	while (ntodo > 0) {
 		batch_pipeline pipes[SERVER_BATCH_MAX];
@@ -941,7 +955,7 @@ static void flush_batch(server_worker *w)
 		if (!batch_plan(pool, keep_free, todo, ntodo, pipes, &npipes, &perr)) {
 			for (int i = 0; i < ntodo; i++)
 				batch_finish(todo[i], 0, TK_ERR, &perr);
-			break;
+			return;
 		}
 		int nsent[SERVER_BATCH_MAX];
 		for (int k = 0; k < npipes; k++)
@@ -949,12 +963,9 @@ static void flush_batch(server_worker *w)
 		/* The pipelines hold the requests now: todo collects what goes again. */
 		ntodo = 0;
 		for (int k = 0; k < npipes; k++)
-			pipeline_receive(pool, &pipes[k], nsent[k], &may_retry_lost, todo, &ntodo,
-			                 &unflushed);
+			pipeline_receive(pool, &pipes[k], nsent[k], &may_retry_lost, todo, &ntodo);
 		ntodo = drop_ended_sessions(w->server->app->sessions, todo, ntodo);
 	}
-	if (unflushed.n > 0)
-		settle_unflushed(pool, &unflushed);
 }
 
 /* Called on the worker's thread: gives libmicrohttpd what the listener
@@ -1152,6 +1163,7 @@ tk_server *tk_server_start(tk_app *app)
 	srv->app = app;
 	srv->listener = listener;
 	atomic_init(&srv->in_flight, 0);
+	atomic_init(&srv->shared_flush, app->shared_flush);
 	srv->n_workers = (unsigned)cfg->threads;
 	srv->workers = tk_calloc(srv->n_workers, sizeof *srv->workers);
 	/* One single-threaded daemon per worker, without a listening socket of

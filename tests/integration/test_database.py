@@ -314,6 +314,10 @@ def request_role_has_exactly_the_needed_grants(ctx):
         cur.execute("SELECT pg_get_functiondef('wal_flush_point()'::regprocedure)")
         body = cur.fetchone()[0]
         assert "PERFORM setval('public.wal_flush_seq', 1, true);" in body, body
+        # setval writes WAL (which the anchor's COMMIT must flush) only for
+        # a logged sequence.
+        cur.execute("SELECT relpersistence FROM pg_class WHERE oid = 'public.wal_flush_seq'::regclass")
+        assert cur.fetchone()[0] == "p"
         c.rollback()
     finally:
         c.close()
