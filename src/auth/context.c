@@ -83,6 +83,36 @@ static bool bearer_token_hash(const char *authorization, unsigned char hash[TK_T
 	return true;
 }
 
+/* Remembers a session the database has just vouched for, for at most
+ * left_ms (its time to expiry) and SESSION_CACHE_MAX_MS. */
+static void remember(session_cache *sessions, const unsigned char hash[TK_TTL_CACHE_KEY_LEN],
+                     const char *tenant, const tk_user *user, long long left_ms)
+{
+	if (sessions == NULL)
+		return;
+	cached_session cs = {.user = *user};
+	cs.user.from_cache = false;
+	memcpy(cs.user.token_hash, hash, sizeof cs.user.token_hash);
+	snprintf(cs.tenant, sizeof cs.tenant, "%s", tenant);
+	tk_ttl_cache_put(sessions, hash, &cs,
+	                 left_ms < SESSION_CACHE_MAX_MS ? left_ms : SESSION_CACHE_MAX_MS);
+}
+
+void context_remember_sign_in(session_cache *sessions, const tk_request *req, const char *token,
+                              const char *user_id, const char *role, const char *session_id,
+                              long long left_ms)
+{
+	tk_user u = {0};
+	if (!context_token_well_formed(token, strlen(token)) ||
+	    !tk_uuid_normalize(user_id, strlen(user_id), u.id))
+		return;
+	snprintf(u.role, sizeof u.role, "%s", strcmp(role, "admin") == 0 ? "admin" : "user");
+	snprintf(u.session_id, sizeof u.session_id, "%s", session_id);
+	unsigned char hash[TK_TTL_CACHE_KEY_LEN];
+	crypto_hash_sha256(hash, (const unsigned char *)token, strlen(token));
+	remember(sessions, hash, req->tenant.id, &u, left_ms);
+}
+
 tk_status context_resolve_user(session_cache *sessions, db_conn *conn, tk_request *req,
                                const char *authorization, tk_error *err)
 {
@@ -119,15 +149,7 @@ tk_status context_resolve_user(session_cache *sessions, db_conn *conn, tk_reques
 			memcpy(u->token_hash, hash, sizeof u->token_hash);
 			u->from_cache = false;
 			req->has_user = true;
-			if (sessions != NULL) {
-				cached_session cs = {.user = *u};
-				snprintf(cs.tenant, sizeof cs.tenant, "%s", req->tenant.id);
-				long long left_ms = atoll(PQgetvalue(r, 0, 3));
-				tk_ttl_cache_put(sessions, hash, &cs,
-				                 left_ms < SESSION_CACHE_MAX_MS
-				                     ? left_ms
-				                     : SESSION_CACHE_MAX_MS);
-			}
+			remember(sessions, hash, req->tenant.id, u, atoll(PQgetvalue(r, 0, 3)));
 		}
 	}
 	db_tx_clear(tx);

@@ -37,6 +37,12 @@ void context_sessions_destroy(session_cache *sessions);
 tk_status context_resolve_user(session_cache *sessions, db_conn *conn, tk_request *req,
                                const char *authorization, tk_error *err) TK_MUST_CHECK;
 
+/* Remembers a session that sign-in has just created for req's tenant (it
+ * has left_ms to live), so that the user's first request is one round
+ * trip as well; checked by its transactions like any remembered one. */
+void context_remember_sign_in(session_cache *sessions, const tk_request *req, const char *token,
+                              const char *user_id, const char *role, const char *session_id,
+                              long long left_ms);
 /* The signed-in user from sessions without asking the database: true (and
  * req->user set, from_cache) when authorization carries a well-formed
  * token that was verified for req's tenant before. */

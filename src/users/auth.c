@@ -105,9 +105,9 @@ static tk_status bad_credentials(tk_error *err)
 	"($3::bytea IS NULL OR EXISTS (SELECT 1 FROM user_invitations WHERE tenant_id = $1"        \
 	" AND token_hash = $3::bytea AND accepted_at = now()))"
 
-static tk_status sign_in(tk_request *req, db_conn *conn, const char *user_id, const char *email,
-                         const char *new_hash, const char *invite_hash, tk_response *res,
-                         tk_error *err)
+static tk_status sign_in(session_cache *sessions, tk_request *req, db_conn *conn,
+                         const char *user_id, const char *email, const char *new_hash,
+                         const char *invite_hash, tk_response *res, tk_error *err)
 {
 	unsigned char raw[32];
 	char token[TK_SESSION_TOKEN_LEN + 1], hash_hex[67];
@@ -123,14 +123,18 @@ static tk_status sign_in(tk_request *req, db_conn *conn, const char *user_id, co
 	          " AND expires_at > now()",
 	          3, ip);
 	const char *sp[] = {req->tenant.id, user_id, invite_hash, hash_hex};
-	int qs =
-	    db_tx_add(tx,
-	              "INSERT INTO sessions (tenant_id, user_id, token_hash, expires_at)"
-	              " SELECT $1, $2::uuid, $4::bytea, now() + make_interval(hours => " TK_STR(
-	                  TK_SESSION_TTL_HOURS) ") WHERE " SIGN_IN_OK
-	                                        " RETURNING to_char(expires_at AT TIME ZONE 'UTC',"
-	                                        " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
-	              4, sp);
+	int qs = db_tx_add(
+	    tx,
+	    "INSERT INTO sessions (tenant_id, user_id, token_hash, expires_at)"
+	    " SELECT $1, $2::uuid, $4::bytea, now() + make_interval(hours => " TK_STR(
+	        TK_SESSION_TTL_HOURS) ") WHERE " SIGN_IN_OK
+	                              " RETURNING to_char(expires_at AT TIME ZONE 'UTC',"
+	                              " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), id::text,"
+	                              " (SELECT tu.role FROM tenant_users tu"
+	                              " WHERE tu.tenant_id = $1 AND tu.user_id = $2::uuid),"
+	                              " (extract(epoch FROM expires_at - now()) * 1000)"
+	                              "::bigint",
+	    4, sp);
 	const char *fp[] = {req->tenant.id, email};
 	db_tx_add(
 	    tx, "DELETE FROM login_failures WHERE tenant_id = $1 AND email_lower = lower($2::text)",
@@ -155,6 +159,11 @@ static tk_status sign_in(tk_request *req, db_conn *conn, const char *user_id, co
 		tk_buf_putc(&b, '}');
 		tk_response_json(req, res, 201, b.data, b.len);
 		tk_buf_free(&b);
+		PGresult *rs = db_tx_result(tx, qs);
+		if (!PQgetisnull(rs, 0, 2))
+			context_remember_sign_in(sessions, req, token, user_id,
+			                         PQgetvalue(rs, 0, 2), PQgetvalue(rs, 0, 1),
+			                         atoll(PQgetvalue(rs, 0, 3)));
 	}
 	sodium_memzero(token, sizeof token);
 	db_tx_clear(tx);
@@ -164,7 +173,6 @@ static tk_status sign_in(tk_request *req, db_conn *conn, const char *user_id, co
 tk_status auth_accept_invitation(tk_app *app, tk_request *req, db_conn *conn, tk_response *res,
                                  tk_error *err)
 {
-	(void)app;
 	static const char *const fields[] = {"token", "password", NULL};
 	if (tk_request_check_params(req, no_params, err) != TK_OK)
 		return TK_ERR;
@@ -212,7 +220,7 @@ tk_status auth_accept_invitation(tk_app *app, tk_request *req, db_conn *conn, tk
 		st = TK_ERR;
 		goto done;
 	}
-	st = sign_in(req, conn, user_id, email, hash, invite_hash, res, err);
+	st = sign_in(app->sessions, req, conn, user_id, email, hash, invite_hash, res, err);
 	sodium_memzero(hash, sizeof hash);
 done:
 	json_decref(body);
@@ -221,7 +229,6 @@ done:
 
 tk_status auth_login(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err)
 {
-	(void)app;
 	static const char *const fields[] = {"email", "password", NULL};
 	if (tk_request_check_params(req, no_params, err) != TK_OK)
 		return TK_ERR;
@@ -296,7 +303,8 @@ tk_status auth_login(tk_app *app, tk_request *req, db_conn *conn, tk_response *r
 		new_hash[0] = '\0';
 	db_tx_clear(tx);
 	tx = NULL;
-	st = sign_in(req, conn, user_id, email, new_hash[0] ? new_hash : NULL, NULL, res, err);
+	st = sign_in(app->sessions, req, conn, user_id, email, new_hash[0] ? new_hash : NULL, NULL,
+	             res, err);
 	sodium_memzero(new_hash, sizeof new_hash);
 done:
 	if (tx)

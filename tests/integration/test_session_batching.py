@@ -159,6 +159,43 @@ def signed_in_reads_travel_in_batches_each_with_its_own_role(ctx):
 
 
 @test
+def the_first_request_after_sign_in_is_served_from_memory_and_still_checked(ctx):
+    """Sign-in remembers the session it creates, so the user's very first
+    lead request is one round trip in a batch (its access line has a batch
+    and the user), and sees what a user may: its own lead, 404 for one
+    assigned to nobody.  The remembered session is still checked: with
+    another tenant's key it is 401, and once revoked in the database the
+    next request is 401 invalid_session and writes nothing."""
+    srv = Server(ctx, ["--threads", "1", "--pool-size", "2"])
+    try:
+        port = srv.port
+        org, (u1, e1), _ = org_with_two_users(ctx, "Sign-in remembered", port)
+        other = new_org(ctx, "Sign-in remembered, other")
+        mine = new_lead(ctx, org, "for u1", port, assignedTo=u1)
+        nobodys = new_lead(ctx, org, "for nobody", port)
+        token = sign_in(ctx, org, e1, port)
+        r = ctx.http("GET", "/v1/leads/" + mine, key=org.key, port=port, headers=bearer(token))
+        assert r.status == 200 and r.json["id"] == mine, r
+        assert_served_from_memory(srv, r, u1)
+        r = ctx.http("GET", "/v1/leads/" + nobodys, key=org.key, port=port,
+                     headers=bearer(token))
+        assert_error(r, 404, "lead_not_found")
+        assert_served_from_memory(srv, r, u1)
+        r = ctx.http("GET", "/v1/leads/" + mine, key=other.key, port=port,
+                     headers=bearer(token))
+        assert_error(r, 401, "invalid_session")
+        owner(ctx, "UPDATE sessions SET revoked_at = now() WHERE tenant_id = %s AND user_id = %s",
+              (org.id, u1))
+        before = ctx.count_leads(org.id)
+        r = ctx.http("POST", "/v1/leads", key=org.key, port=port, headers=bearer(token),
+                     body={"name": "after revoke"})
+        assert_error(r, 401, "invalid_session")
+        assert ctx.count_leads(org.id) == before
+    finally:
+        assert srv.stop() == 0
+
+
+@test
 def signed_in_creates_in_batches_are_written_once_as_their_user(ctx):
     """Sixteen connections create leads at once as two users, an admin and
     the integration through one worker: every 201 is one row whose createdBy
