@@ -22,16 +22,17 @@ typedef struct tx_stmt {
  * before giving the connection up: the server's own timeout should fire
  * first; this only catches a peer that stopped answering. */
 #define TX_REPLY_GRACE_MS 2000
-/* BEGIN, two PgBouncer SET LOCALs, the tenant's and the user's two: the
- * most statements sent before a transaction's own. */
-#define TX_MAX_AUX 6
+/* ROLLBACK (db_tx_flush_wal), BEGIN, two PgBouncer SET LOCALs, the
+ * tenant's and the user's two: the most statements sent before a
+ * transaction's own. */
+#define TX_MAX_AUX 7
 
 /* The statement that ends a transaction in each flush mode but the
  * default (tx.h, db_tx_flush): a deferred one commits without waiting for
  * the WAL flush; an anchor writes WAL (setval on a sequence, migration
  * 0013), so that its COMMIT waits for the flush of every record before it. */
 #define TX_SQL_DEFER_FLUSH  "SELECT set_config('synchronous_commit', 'off', true)"
-#define TX_SQL_FLUSH_ANCHOR "SELECT wal_flush_point()"
+#define TX_SQL_FLUSH_ANCHOR "SELECT public.wal_flush_point()"
 
 struct db_tx {
 	db_conn *conn;
@@ -44,7 +45,7 @@ struct db_tx {
 	const char *session_hash; /* bytea hex: check the session first */
 	const char *check_params[2];
 	bool session_ended;  /* that check failed */
-	bool flush_failed;   /* the flush statement failed: nothing of it took effect */
+	bool flush_failed;   /* the flush statement's function is gone (tx.h) */
 	bool rollback_first; /* end the connection's failed transaction first */
 	bool connection_lost;
 	bool own_sync; /* sent with its own Sync (not the batch's last) */
@@ -243,6 +244,18 @@ tk_status db_tx_send(db_tx *tx, bool sync)
 		tx->stmts[i].prepare_name = NULL; /* any earlier were settled or abandoned */
 	if (PQstatus(pg) != CONNECTION_OK)
 		return TK_ERR;
+	if (tx->session_hash && (!tx->has_user || !tx->has_tenant || tx->nhidden != 1)) {
+		/* A check with no context to check, or not first, would vouch
+		 * for nothing. */
+		log_error("a session check without a user and tenant context, or not first");
+		return TK_ERR;
+	}
+	int naux = (tx->rollback_first ? 1 : 0) + 1 + (pgbouncer ? 2 : 0) +
+	           (tx->has_tenant ? 1 : 0) + (tx->has_user ? 2 : 0);
+	if (naux > TX_MAX_AUX) { /* db_tx_receive could not read them all */
+		log_error("a transaction with %d statements before its own", naux);
+		return TK_ERR;
+	}
 	tx->deadline_ms =
 	    monotonic_ms() + db_conn_statement_timeout_ms(tx->conn) + TX_REPLY_GRACE_MS;
 	bool sent = true;
@@ -273,16 +286,6 @@ tk_status db_tx_send(db_tx *tx, bool sync)
 		         tx->user_role);
 		sent = send_plain(pg, set_user) && send_plain(pg, set_role);
 		tx->naux += 2;
-	}
-	if (tx->session_hash && (!tx->has_user || !tx->has_tenant || tx->nhidden != 1)) {
-		/* A check with no context to check, or not first, would vouch
-		 * for nothing. */
-		log_error("a session check without a user and tenant context, or not first");
-		return TK_ERR;
-	}
-	if (tx->naux > TX_MAX_AUX) { /* db_tx_receive could not read them all */
-		log_error("a transaction with %d statements before its own", tx->naux);
-		return TK_ERR;
 	}
 	for (int i = 0; sent && i < tx->nsent; i++)
 		sent = send_stmt(tx, &tx->stmts[i]);
@@ -409,8 +412,13 @@ tk_status db_tx_receive(db_tx *tx, tk_error *err)
 			bool check_failed = tx->nhidden == 1 && first_error == tx->stmts[0].result;
 			tx->session_ended = strcmp(state, "TKS01") == 0 ||
 			                    (check_failed && strcmp(state, "42883") == 0);
-			tx->flush_failed = tx->nsent > tx->nstmts &&
-			                   first_error == tx->stmts[tx->nsent - 1].result;
+			/* The flush statement's function is gone or closed to us
+			 * (a schema changed under the server): nothing of the tx took
+			 * effect.  Its other failures are the tx's own. */
+			tx->flush_failed =
+			    tx->nsent > tx->nstmts &&
+			    first_error == tx->stmts[tx->nsent - 1].result &&
+			    (strcmp(state, "42883") == 0 || strcmp(state, "42501") == 0);
 			db_error_from_sqlstate(state, constraint, err);
 			if (err->http_status >= 500)
 				log_error("statement failed (%s): %s", state,

@@ -101,8 +101,9 @@ void db_tx_set_batched(db_tx *tx, bool batched);
  */
 typedef enum db_tx_flush { DB_TX_FLUSH_OWN, DB_TX_FLUSH_DEFERRED, DB_TX_FLUSH_ANCHOR } db_tx_flush;
 void db_tx_set_flush(db_tx *tx, db_tx_flush flush);
-/* The tx failed in its flush statement (say wal_flush_point() is gone): it
- * was rolled back, and nothing of it took effect. */
+/* The tx failed because its flush statement's function is missing or not
+ * executable (42883, 42501: the schema changed under the server): it was
+ * rolled back, and nothing of it took effect. */
 bool db_tx_flush_failed(const db_tx *tx);
 /*
  * An ANCHOR transaction and nothing else, on conn, right after a pipeline
