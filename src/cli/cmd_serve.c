@@ -38,6 +38,25 @@ static void serve_usage(void)
 	tk_config_usage(stdout, TK_CFG_SERVE);
 }
 
+/* Asks the database a start-up question whose one row is n booleans
+ * (answers); false, with err set, when it cannot be asked. */
+static bool ask_database(db_pool *pool, const char *sql, bool *answers, int n, tk_error *err)
+{
+	db_conn *conn = NULL;
+	if (db_pool_acquire(pool, &conn, err) != TK_OK)
+		return false;
+	tk_arena *arena = tk_arena_create();
+	db_tx *tx = db_tx_new(arena, conn);
+	int q = db_tx_add(tx, sql, 0, NULL);
+	bool asked = db_tx_run(tx, err) == TK_OK;
+	for (int i = 0; asked && i < n; i++)
+		answers[i] = strcmp(PQgetvalue(db_tx_result(tx, q), 0, i), "t") == 0;
+	db_tx_clear(tx);
+	db_pool_release(pool, conn);
+	tk_arena_destroy(arena);
+	return asked;
+}
+
 /*
  * The session cache, when configured and the schema has session_assert()
  * (migration 0012), which every remembered session's request runs; NULL
@@ -50,20 +69,11 @@ static session_cache *sessions_if_supported(const tk_config *cfg, db_pool *pool)
 {
 	if (!cfg->session_cache)
 		return NULL;
-	db_conn *conn = NULL;
+	bool has_function = true;
 	tk_error err = {0};
-	if (db_pool_acquire(pool, &conn, &err) != TK_OK)
-		return context_sessions_create();
-	tk_arena *arena = tk_arena_create();
-	db_tx *tx = db_tx_new(arena, conn);
-	int q = db_tx_add(tx, "SELECT to_regprocedure('session_assert(uuid,bytea)') IS NOT NULL", 0,
-	                  NULL);
-	bool missing =
-	    db_tx_run(tx, &err) == TK_OK && strcmp(PQgetvalue(db_tx_result(tx, q), 0, 0), "f") == 0;
-	db_tx_clear(tx);
-	db_pool_release(pool, conn);
-	tk_arena_destroy(arena);
-	if (missing) {
+	if (ask_database(pool, "SELECT to_regprocedure('session_assert(uuid,bytea)') IS NOT NULL",
+	                 &has_function, 1, &err) &&
+	    !has_function) {
 		log_warn("the schema has no session_assert() (run tekup migrate): signed-in "
 		         "requests verify their session in a transaction of their own");
 		return NULL;
@@ -82,38 +92,25 @@ static bool shared_flush_if_supported(const tk_config *cfg, db_pool *pool)
 {
 	if (!cfg->shared_flush)
 		return false;
-	db_conn *conn = NULL;
+	bool answers[2] = {false, false}; /* has the function, is Citus */
 	tk_error err = {0};
-	if (db_pool_acquire(pool, &conn, &err) != TK_OK) {
+	if (!ask_database(pool,
+	                  "SELECT CASE WHEN to_regprocedure('public.wal_flush_point()') IS NULL"
+	                  " THEN false ELSE has_function_privilege("
+	                  "to_regprocedure('public.wal_flush_point()'), 'EXECUTE') END,"
+	                  " EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')",
+	                  answers, 2, &err)) {
 		log_warn("cannot check the database (%s): writes sent together each wait for "
 		         "their own WAL flush",
 		         err.message);
 		return false;
 	}
-	tk_arena *arena = tk_arena_create();
-	db_tx *tx = db_tx_new(arena, conn);
-	int q = db_tx_add(tx,
-	                  "SELECT CASE WHEN to_regprocedure('public.wal_flush_point()') IS NULL"
-	                  " THEN false ELSE has_function_privilege("
-	                  "to_regprocedure('public.wal_flush_point()'), 'EXECUTE') END,"
-	                  " EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')",
-	                  0, NULL);
-	bool asked = db_tx_run(tx, &err) == TK_OK;
-	bool has_function = asked && strcmp(PQgetvalue(db_tx_result(tx, q), 0, 0), "t") == 0;
-	bool citus = asked && strcmp(PQgetvalue(db_tx_result(tx, q), 0, 1), "t") == 0;
-	db_tx_clear(tx);
-	db_pool_release(pool, conn);
-	tk_arena_destroy(arena);
-	if (!asked)
-		log_warn("cannot check the database (%s): writes sent together each wait for "
-		         "their own WAL flush",
-		         err.message);
-	else if (!has_function)
+	if (!answers[0])
 		log_warn("the schema has no wal_flush_point() (run tekup migrate): writes sent "
 		         "together each wait for their own WAL flush");
-	else if (citus)
+	else if (answers[1])
 		log_info("Citus: writes sent together each wait for their own WAL flush");
-	return asked && has_function && !citus;
+	return answers[0] && !answers[1];
 }
 
 /* On the first run (no tenant at all), a demo tenant with a few leads, made

@@ -769,9 +769,8 @@ static int pipeline_send(batch_pipeline *p, bool shared_flush)
 	return nsent;
 }
 
-/* Answers the deferred writes of p before index upto that await the flush;
- * returns 0 (none await it now). */
-static int finish_deferred(batch_pipeline *p, int upto, tk_status st, const tk_error *err)
+/* Answers the deferred writes of p before index upto that await the flush. */
+static void finish_deferred(batch_pipeline *p, int upto, tk_status st, const tk_error *err)
 {
 	for (int k = 0; k < upto; k++) {
 		coalesced *c = p->reqs[k]->coalesced;
@@ -780,7 +779,6 @@ static int finish_deferred(batch_pipeline *p, int upto, tk_status st, const tk_e
 			batch_finish(p->reqs[k], p->n, st, err);
 		}
 	}
-	return 0;
 }
 
 /*
@@ -794,10 +792,10 @@ static int finish_deferred(batch_pipeline *p, int upto, tk_status st, const tk_e
 static void settle_deferred(batch_pipeline *p, int upto, bool lost)
 {
 	tk_error err = {0};
-	tk_status st = lost ? tk_error_database_unavailable(&err) : db_tx_flush_wal(p->conn, &err);
+	tk_status st = lost ? TK_ERR : db_tx_flush_wal(p->conn, &err);
 	if (st != TK_OK) {
 		log_error("committed writes could not be made durable (%s): answered 503",
-		          err.message);
+		          lost ? "the connection was lost" : err.message);
 		tk_error_database_unavailable(&err);
 	} else {
 		log_debug("batch: flushed the WAL for writes whose anchor did not commit");
@@ -833,8 +831,10 @@ static void pipeline_receive(db_pool *pool, batch_pipeline *p, int nsent, bool *
 			c->awaiting_flush = true; /* not durable yet */
 			nheld++;
 		} else if (st == TK_OK) {
-			if (i == p->anchor && nheld > 0) /* its flush covered them */
-				nheld = finish_deferred(p, i, TK_OK, NULL);
+			if (i == p->anchor && nheld > 0) { /* its flush covered them */
+				finish_deferred(p, i, TK_OK, NULL);
+				nheld = 0;
+			}
 			batch_finish(p->reqs[i], nsent, st, NULL);
 		} else if (db_tx_flush_failed(c->tx)) {
 			/* wal_flush_point() is gone (a schema rolled back under the
