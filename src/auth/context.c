@@ -12,6 +12,7 @@
 #include "util/validate.h"
 
 _Static_assert(crypto_hash_sha256_BYTES == TK_TTL_CACHE_KEY_LEN, "tokens are keyed by SHA-256");
+_Static_assert(TK_TOKEN_HASH_LEN == TK_TTL_CACHE_KEY_LEN, "a token hash is a cache key");
 
 /* Enough for every session signed in at once on a busy server; beyond
  * that, entries closest to expiry make room (a miss costs one more round
@@ -39,11 +40,17 @@ bool context_token_well_formed(const char *t, size_t len)
 	return true;
 }
 
+void context_token_hash(const char *token, size_t len, unsigned char raw[TK_TOKEN_HASH_LEN],
+                        char hex[TK_TOKEN_HASH_HEX_LEN])
+{
+	crypto_hash_sha256(raw, (const unsigned char *)token, len);
+	hash_to_hex(raw, hex);
+}
+
 void context_token_hash_hex(const char *token, size_t len, char out[TK_TOKEN_HASH_HEX_LEN])
 {
-	unsigned char hash[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256(hash, (const unsigned char *)token, len);
-	hash_to_hex(hash, out);
+	unsigned char hash[TK_TOKEN_HASH_LEN];
+	context_token_hash(token, len, hash, out);
 }
 
 /* What a verified session is remembered as. */
@@ -98,19 +105,17 @@ static void remember(session_cache *sessions, const unsigned char hash[TK_TTL_CA
 	                 left_ms < SESSION_CACHE_MAX_MS ? left_ms : SESSION_CACHE_MAX_MS);
 }
 
-void context_remember_sign_in(session_cache *sessions, const tk_request *req, const char *token,
+void context_remember_sign_in(session_cache *sessions, const tk_request *req,
+                              const unsigned char token_hash[TK_TOKEN_HASH_LEN],
                               const char *user_id, const char *role, const char *session_id,
                               long long left_ms)
 {
 	tk_user u = {0};
-	if (!context_token_well_formed(token, strlen(token)) ||
-	    !tk_uuid_normalize(user_id, strlen(user_id), u.id))
+	if (!tk_uuid_normalize(user_id, strlen(user_id), u.id))
 		return;
 	snprintf(u.role, sizeof u.role, "%s", strcmp(role, "admin") == 0 ? "admin" : "user");
 	snprintf(u.session_id, sizeof u.session_id, "%s", session_id);
-	unsigned char hash[TK_TTL_CACHE_KEY_LEN];
-	crypto_hash_sha256(hash, (const unsigned char *)token, strlen(token));
-	remember(sessions, hash, req->tenant.id, &u, left_ms);
+	remember(sessions, token_hash, req->tenant.id, &u, left_ms);
 }
 
 tk_status context_resolve_user(session_cache *sessions, db_conn *conn, tk_request *req,

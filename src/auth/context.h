@@ -15,6 +15,7 @@
 #include "http/request.h"
 
 #define TK_SESSION_TOKEN_LEN  67 /* "ts_" + 64 hex */
+#define TK_TOKEN_HASH_LEN     32 /* a token's SHA-256 */
 #define TK_TOKEN_HASH_HEX_LEN 67 /* "\\x" + 64 hex + NUL: a SHA-256 as bytea text */
 
 /*
@@ -37,10 +38,12 @@ void context_sessions_destroy(session_cache *sessions);
 tk_status context_resolve_user(session_cache *sessions, db_conn *conn, tk_request *req,
                                const char *authorization, tk_error *err) TK_MUST_CHECK;
 
-/* Remembers a session that sign-in has just created for req's tenant (it
- * has left_ms to live), so that the user's first request is one round
- * trip as well; checked by its transactions like any remembered one. */
-void context_remember_sign_in(session_cache *sessions, const tk_request *req, const char *token,
+/* Remembers a session that sign-in has just created for req's tenant (its
+ * token's hash from context_token_hash; it has left_ms to live), so that
+ * the user's first request is one round trip as well; checked by its
+ * transactions like any remembered one. */
+void context_remember_sign_in(session_cache *sessions, const tk_request *req,
+                              const unsigned char token_hash[TK_TOKEN_HASH_LEN],
                               const char *user_id, const char *role, const char *session_id,
                               long long left_ms);
 /* The signed-in user from sessions without asking the database: true (and
@@ -61,8 +64,10 @@ void context_forget_user(session_cache *sessions, const tk_request *req);
  * user from the cache, the session check comes first. */
 db_tx *context_tx(tk_request *req, db_conn *conn);
 
-/* "ts_" + 64 hex; SHA-256 as bytea hex. */
+/* "ts_" + 64 hex; SHA-256 as bytea hex; SHA-256 both raw and as bytea hex. */
 bool context_token_well_formed(const char *token, size_t len);
 void context_token_hash_hex(const char *token, size_t len, char out[TK_TOKEN_HASH_HEX_LEN]);
+void context_token_hash(const char *token, size_t len, unsigned char raw[TK_TOKEN_HASH_LEN],
+                        char hex[TK_TOKEN_HASH_HEX_LEN]);
 
 #endif

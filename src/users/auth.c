@@ -110,11 +110,12 @@ static tk_status sign_in(session_cache *sessions, tk_request *req, db_conn *conn
                          const char *invite_hash, tk_response *res, tk_error *err)
 {
 	unsigned char raw[32];
-	char token[TK_SESSION_TOKEN_LEN + 1], hash_hex[67];
+	char token[TK_SESSION_TOKEN_LEN + 1], hash_hex[TK_TOKEN_HASH_HEX_LEN];
+	unsigned char hash[TK_TOKEN_HASH_LEN];
 	randombytes_buf(raw, sizeof raw);
 	memcpy(token, "ts_", 3);
 	sodium_bin2hex(token + 3, 65, raw, sizeof raw);
-	context_token_hash_hex(token, TK_SESSION_TOKEN_LEN, hash_hex);
+	context_token_hash(token, TK_SESSION_TOKEN_LEN, hash, hash_hex);
 	db_tx *tx = context_tx(req, conn);
 	const char *ip[] = {req->tenant.id, user_id, invite_hash ? invite_hash : NULL};
 	db_tx_add(tx,
@@ -161,9 +162,8 @@ static tk_status sign_in(session_cache *sessions, tk_request *req, db_conn *conn
 		tk_buf_free(&b);
 		PGresult *rs = db_tx_result(tx, qs);
 		if (!PQgetisnull(rs, 0, 2))
-			context_remember_sign_in(sessions, req, token, user_id,
-			                         PQgetvalue(rs, 0, 2), PQgetvalue(rs, 0, 1),
-			                         atoll(PQgetvalue(rs, 0, 3)));
+			context_remember_sign_in(sessions, req, hash, user_id, PQgetvalue(rs, 0, 2),
+			                         PQgetvalue(rs, 0, 1), atoll(PQgetvalue(rs, 0, 3)));
 	}
 	sodium_memzero(token, sizeof token);
 	db_tx_clear(tx);
