@@ -194,6 +194,7 @@ int cmd_serve(int argc, char **argv)
 	tk_alloc_keep_freed_memory(SERVE_MALLOC_KEEP_BYTES);
 
 	db_pool_options po = {
+	    .name = "request",
 	    .conninfo = urls.request,
 	    .size = (int)cfg.pool_size,
 	    .acquire_timeout_ms = (int)cfg.pool_acquire_timeout_ms,
@@ -207,10 +208,13 @@ int cmd_serve(int argc, char **argv)
 	if (outbox == NULL)
 		goto cleanup;
 	db_pool_options oo = po;
+	oo.name = "operator";
 	oo.conninfo = urls.operator_;
 	oo.size = SERVE_OPERATOR_POOL_SIZE;
 	oo.statement_timeout_ms = SERVE_OPERATOR_STATEMENT_TIMEOUT_MS;
-	oo.unnamed_statements = false; /* operator URLs go straight to PostgreSQL */
+	/* Operator URLs are meant to go straight to PostgreSQL; a pooler in
+	 * front is found by the pool itself. */
+	oo.unnamed_statements = false;
 	operator_pool = db_pool_create(&oo);
 	tenants = tenant_cache_create(cfg.key_cache_ttl_ms);
 	sessions = sessions_if_supported(&cfg, pool);

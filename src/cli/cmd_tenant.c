@@ -108,7 +108,8 @@ static tk_status session_open(const tk_config *cfg, cli_session *s)
 	memset(s, 0, sizeof *s);
 	if (cli_database_urls(cfg, &s->urls) != TK_OK)
 		return TK_ERR;
-	db_pool_options o = {.conninfo = s->urls.operator_,
+	db_pool_options o = {.name = "operator",
+	                     .conninfo = s->urls.operator_,
 	                     .size = 1,
 	                     .acquire_timeout_ms = 10000,
 	                     .statement_timeout_ms = 600000,

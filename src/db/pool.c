@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,12 +55,14 @@ struct db_conn {
 };
 
 struct db_pool {
+	const char *name;
 	char *conninfo;
 	int size;
 	int acquire_timeout_ms;
 	int recheck_after_ms;
 	int statement_timeout_ms;
 	bool unnamed;
+	atomic_bool pooler_reported; /* found a pooler in front: said so once */
 	pthread_mutex_t lock;
 	pthread_cond_t available;
 	db_conn **slots; /* slot i's connection, or NULL when not connected */
@@ -108,12 +111,46 @@ tk_status db_connect(const char *conninfo, PGconn **out, tk_error *err)
 	return TK_OK;
 }
 
+/*
+ * Whether a pooler (PgBouncer, in any pool mode) stands between us and
+ * PostgreSQL.  A pooler answers the start-up itself, with a cancel key of
+ * its own, so the backend pid libpq was given is not the pid of the backend
+ * that runs our statements; a TCP proxy passes the backend's key on.
+ * Behind a pooler no session state can be trusted: a SET would stay on a
+ * backend that other clients share, and a statement prepared on one backend
+ * is missing, or already there, on the next.
+ */
+static tk_status behind_pooler(PGconn *pg, bool *pooled)
+{
+	PGresult *r = PQexec(pg, "SELECT pg_backend_pid()");
+	bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+	if (ok)
+		*pooled = strtol(PQgetvalue(r, 0, 0), NULL, 10) != PQbackendPID(pg);
+	else
+		log_error("connection set-up failed: %s", PQerrorMessage(pg));
+	PQclear(r);
+	return ok ? TK_OK : TK_ERR;
+}
+
 static tk_status conn_open(db_pool *pool, int slot, db_conn **out, tk_error *err)
 {
 	PGconn *pg = NULL;
 	if (db_connect(pool->conninfo, &pg, err) != TK_OK)
 		return TK_ERR;
-	if (!pool->unnamed) {
+	bool unnamed = pool->unnamed;
+	if (!unnamed) {
+		if (behind_pooler(pg, &unnamed) != TK_OK) {
+			PQfinish(pg);
+			return tk_error_database_unavailable(err);
+		}
+		if (unnamed && !atomic_exchange(&pool->pooler_reported, true))
+			log_warn(
+			    "the %s pool's URL leads to PostgreSQL through a connection pooler "
+			    "(PgBouncer?): its connections run as with ?pgbouncer=true, with "
+			    "unnamed statements and per-transaction settings",
+			    pool->name);
+	}
+	if (!unnamed) {
 		/* Session settings that are the same for every tenant; with PgBouncer
 		 * they are sent per transaction instead (see tx.c).
 		 * Generic plans: every statement is tenant-first and index-driven, so
@@ -151,7 +188,7 @@ static tk_status conn_open(db_pool *pool, int slot, db_conn **out, tk_error *err
 	db_conn *c = tk_calloc(1, sizeof *c);
 	c->pg = pg;
 	c->slot = slot;
-	c->unnamed = pool->unnamed;
+	c->unnamed = unnamed;
 	c->statement_timeout_ms = pool->statement_timeout_ms;
 	*out = c;
 	return TK_OK;
@@ -170,12 +207,14 @@ static void conn_close(db_conn *c)
 db_pool *db_pool_create(const db_pool_options *o)
 {
 	db_pool *p = tk_calloc(1, sizeof *p);
+	p->name = o->name ? o->name : "database";
 	p->conninfo = tk_strdup(o->conninfo);
 	p->size = o->size;
 	p->acquire_timeout_ms = o->acquire_timeout_ms;
 	p->recheck_after_ms = o->recheck_after_ms;
 	p->statement_timeout_ms = o->statement_timeout_ms;
 	p->unnamed = o->unnamed_statements;
+	atomic_init(&p->pooler_reported, false);
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_condattr_t attr;
 	pthread_condattr_init(&attr);

@@ -32,12 +32,17 @@ typedef struct db_pool db_pool;
 typedef struct db_conn db_conn;
 
 typedef struct db_pool_options {
+	const char *name;         /* for log lines: "request", "operator"; borrowed */
 	const char *conninfo;     /* libpq URL or key=value string; copied */
 	int size;                 /* number of connections */
 	int acquire_timeout_ms;   /* wait for a free connection, then 503 */
 	int recheck_after_ms;     /* no liveness poll if released more recently */
 	int statement_timeout_ms; /* applied to every request transaction */
-	bool unnamed_statements;  /* PgBouncer transaction pooling */
+	/* PgBouncer transaction pooling: unnamed statements, settings per
+	 * transaction.  Without it each new connection checks whether a pooler
+	 * answers for PostgreSQL (its cancel key is not the backend's) and if
+	 * so runs this way too. */
+	bool unnamed_statements;
 } db_pool_options;
 
 db_pool *db_pool_create(const db_pool_options *opts);

@@ -71,7 +71,7 @@ static const cfg_option options[] = {
     {"migrate", "TEKUP_MIGRATE", CFG_BOOL, S, 0, 0, "true", OFF(migrate),
      "apply migrations on start (--no-migrate to skip)"},
     {"pgbouncer", "TEKUP_PGBOUNCER", CFG_BOOL, S, 0, 0, "false", OFF(pgbouncer),
-     "unnamed statements, for PgBouncer transaction pooling"},
+     "unnamed statements, for PgBouncer transaction pooling (a pooler is also found by itself)"},
     {"demo", "TEKUP_DEMO", CFG_BOOL, S, 0, 0, "true", OFF(demo),
      "create a demo tenant on first run"},
     {"database-operator-url", "DATABASE_OPERATOR_URL", CFG_STR, S | D, 0, 0, NULL,

@@ -132,10 +132,10 @@ class Server:
 class PgBouncer:
     """A real PgBouncer in transaction pooling mode in front of the cluster."""
 
-    def __init__(self, ctx):
+    def __init__(self, ctx, name="pgbouncer"):
         import pwd
         self.port = free_port()
-        self.dir = os.path.join(ctx.workdir, "pgbouncer")
+        self.dir = os.path.join(ctx.workdir, name)
         os.makedirs(self.dir, exist_ok=True)
         ini = os.path.join(self.dir, "pgbouncer.ini")
         with open(os.path.join(self.dir, "users.txt"), "w") as f:

@@ -8,7 +8,7 @@ import signal
 import threading
 import time
 
-from harness import Server, assert_error, test
+from harness import PgBouncer, Server, assert_error, test
 
 
 def wait_for(predicate, timeout, interval=0.1):
@@ -290,3 +290,84 @@ def connections_closed_just_after_use_cost_no_request_an_error(ctx):
         # it replaced itself; tekup's own to PgBouncer stayed open.)
         assert "retrying 1 reads on a fresh database connection" in out, out[-3000:]
         assert "replacing a database connection the server closed" in out, out[-3000:]
+
+
+SESSION_STATE_SQL = ("SELECT current_setting('plan_cache_mode'), current_setting('statement_timeout'),"
+                     " current_setting('jit'), current_setting('TimeZone'),"
+                     " (SELECT count(*) FROM pg_prepared_statements)")
+
+
+@test
+def a_pooler_in_front_is_found_and_shares_no_session_state(ctx):
+    """DATABASE_URL leads to PgBouncer (transaction pooling) without
+    ?pgbouncer=true: the server finds the pooler by itself, every request
+    works, and no SET or named statement stays on a backend that PgBouncer
+    gives other clients."""
+    import psycopg2
+    direct = ctx.app_db()
+    cur = direct.cursor()
+    cur.execute(SESSION_STATE_SQL)
+    fresh = cur.fetchone()  # what a new session has
+    direct.close()
+    bouncer = PgBouncer(ctx, name="pgbouncer-unflagged")
+    t = ctx.new_tenant()
+    srv = Server(ctx, ["--pool-size", "6", "--threads", "4"],
+                 env={"DATABASE_URL": bouncer.url("tekup_app")})
+    statuses = []
+    try:
+        def client(i):  # enough at once that PgBouncer uses several backends
+            for j in range(10):
+                w = ctx.http("POST", "/v1/leads", key=t.key, port=srv.port,
+                             body={"name": "pooled %d-%d" % (i, j)})
+                r = ctx.http("GET", "/v1/leads?limit=5", key=t.key, port=srv.port)
+                statuses.extend([w.status, r.status])
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(60)
+        assert statuses == [201, 200] * 60 or sorted(statuses) == [200] * 60 + [201] * 60, \
+            (statuses, srv.output()[-3000:])
+        assert ctx.count_leads(t.id) == 60
+    finally:
+        rc = srv.stop()
+    out = srv.output()
+    assert rc == 0, out[-3000:]
+    found = "the request pool's URL leads to PostgreSQL through a connection pooler"
+    assert out.count(found) == 1, out[-3000:]  # said once, not per connection
+    assert "connection set-up failed" not in out, out[-3000:]
+    # Every backend PgBouncer keeps is as a new session would be.  Each
+    # client holds its backend while its transaction is open, so eight
+    # clients see eight different backends (the pool's default_pool_size).
+    clients = [psycopg2.connect(host="127.0.0.1", port=bouncer.port, dbname="tekup",
+                                user="tekup_app") for _ in range(8)]
+    try:
+        pids = set()
+        for c in clients:
+            cur = c.cursor()
+            cur.execute("SELECT pg_backend_pid()")
+            pids.add(cur.fetchone()[0])
+            cur.execute(SESSION_STATE_SQL)
+            assert cur.fetchone() == fresh
+        assert len(pids) == 8, pids
+    finally:
+        for c in clients:
+            c.close()
+        bouncer.stop()
+
+
+@test
+def a_server_straight_on_postgresql_does_not_take_itself_for_pooled(ctx):
+    t = ctx.new_tenant()
+    srv = Server(ctx, env={"DATABASE_URL": "postgresql:///tekup?host=%s&user=tekup_app"
+                           % ctx.socket_dir})
+    try:
+        for _ in range(3):
+            assert ctx.http("POST", "/v1/leads", key=t.key, port=srv.port,
+                            body={"name": "direct"}).status == 201
+    finally:
+        rc = srv.stop()
+    out = srv.output()
+    assert rc == 0, out[-3000:]
+    assert "pooler" not in out, out[-3000:]
+    assert ctx.count_leads(t.id) == 3
