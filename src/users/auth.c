@@ -118,10 +118,14 @@ static tk_status sign_in(session_cache *sessions, tk_request *req, db_conn *conn
 	context_token_hash(token, TK_SESSION_TOKEN_LEN, hash, hash_hex);
 	db_tx *tx = context_tx(req, conn);
 	const char *ip[] = {req->tenant.id, user_id, invite_hash ? invite_hash : NULL};
+	/* Re-checks what accept-invitation looked up in its first transaction:
+	 * the user may have been deactivated, or given a password, since. */
 	db_tx_add(tx,
 	          "UPDATE user_invitations SET accepted_at = now() WHERE tenant_id = $1"
 	          " AND user_id = $2::uuid AND token_hash = $3::bytea AND accepted_at IS NULL"
-	          " AND expires_at > now()",
+	          " AND expires_at > now() AND EXISTS (SELECT 1 FROM users u WHERE"
+	          " u.tenant_id = $1 AND u.id = $2::uuid AND u.is_active"
+	          " AND u.password_hash IS NULL)",
 	          3, ip);
 	const char *sp[] = {req->tenant.id, user_id, invite_hash, hash_hex};
 	int qs = db_tx_add(
@@ -200,7 +204,7 @@ tk_status auth_accept_invitation(tk_app *app, tk_request *req, db_conn *conn, tk
 	              "SELECT i.user_id::text, u.email FROM user_invitations i JOIN users u"
 	              " ON u.tenant_id = i.tenant_id AND u.id = i.user_id WHERE i.tenant_id = $1"
 	              " AND i.token_hash = $2::bytea AND i.accepted_at IS NULL"
-	              " AND i.expires_at > now() AND u.is_active",
+	              " AND i.expires_at > now() AND u.is_active AND u.password_hash IS NULL",
 	              2, p);
 	st = db_tx_run(tx, err);
 	bool found = st == TK_OK && PQntuples(db_tx_result(tx, q)) == 1;
