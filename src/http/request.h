@@ -62,6 +62,7 @@ typedef struct tk_request {
 	bool body_too_large;
 	size_t body_received; /* bytes of body seen, kept or not */
 	bool headers_too_large;
+	bool path_refused; /* the raw path encodes a NUL or a slash (server.c) */
 	char request_id[TK_REQUEST_ID_MAX + 1];
 	char client_ip[48]; /* the peer's address, for per-address limits */
 	struct timespec started;

@@ -401,6 +401,9 @@ static tk_status dispatch(tk_server *srv, tk_request *req, tk_response *res, tk_
 	if (req->headers_too_large)
 		return tk_error_set(err, 431, "headers_too_large", NULL,
 		                    "request headers exceed %d bytes", TK_HEADERS_MAX_BYTES);
+	if (req->path_refused)
+		return tk_error_set(err, 400, "invalid_path", NULL,
+		                    "the path must not encode a NUL (%%00) or a slash (%%2F)");
 	if (tk_router_match(tk_api_routes, tk_api_nroutes, req, &route, err) != TK_OK)
 		return TK_ERR;
 	if (req->body_too_large)
@@ -531,6 +534,28 @@ static enum MHD_Result respond(tk_server *srv, struct MHD_Connection *connection
 	return ret;
 }
 
+/*
+ * The request target as the client sent it, before libmicrohttpd decodes
+ * the path: a path that encodes a NUL (%00, which would cut the decoded path
+ * short) or a slash (%2F, which would route as one) names a different
+ * resource to tekup than to a proxy or firewall that reads the raw path, so
+ * it is refused (400 invalid_path) rather than guessed at.  The query string
+ * is decoded and checked per parameter (collect_query).  Returns the mark
+ * on_request finds in *con_cls; NULL for an ordinary path.
+ */
+static char path_refused_mark;
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *connection)
+{
+	(void)cls;
+	(void)connection;
+	for (const char *p = uri; *p && *p != '?'; p++)
+		if (p[0] == '%' && p[1] && p[2] &&
+		    ((p[1] == '0' && p[2] == '0') || (p[1] == '2' && (p[2] == 'f' || p[2] == 'F'))))
+			return &path_refused_mark;
+	return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -538,8 +563,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 	(void)version;
 	tk_server *srv = cls;
 	tk_request *req = *con_cls;
-	if (req == NULL) {
+	bool path_refused = *con_cls == &path_refused_mark;
+	if (req == NULL || path_refused) {
 		req = request_new(connection, url, method);
+		req->path_refused = path_refused;
 		*con_cls = req;
 		atomic_fetch_add(&srv->in_flight, 1);
 		const char *cl = tk_request_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -609,7 +636,8 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
 	(void)toe;
 	tk_server *srv = cls;
 	tk_request *req = *con_cls;
-	if (req == NULL)
+	*con_cls = NULL;
+	if (req == NULL || (void *)req == &path_refused_mark) /* on_request never saw it */
 		return;
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -630,7 +658,6 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
 	leave_batch(req);
 	tk_buf_free(&req->body);
 	tk_arena_destroy(req->arena);
-	*con_cls = NULL;
 	atomic_fetch_sub(&srv->in_flight, 1);
 }
 
@@ -1190,8 +1217,9 @@ tk_server *tk_server_start(tk_app *app)
 		    NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(2 * cfg->max_connections),
 		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->connection_timeout_s,
 		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SERVER_CONNECTION_MEMORY,
-		    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
-		    on_connection, w, MHD_OPTION_END);
+		    MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL, MHD_OPTION_NOTIFY_COMPLETED,
+		    on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, w,
+		    MHD_OPTION_END);
 		if (w->daemon == NULL) {
 			log_error("cannot start HTTP worker %u of %u", i + 1, srv->n_workers);
 			goto fail;
