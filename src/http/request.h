@@ -64,7 +64,9 @@ typedef struct tk_request {
 	bool headers_too_large;
 	bool path_refused; /* the raw path encodes a NUL or a slash (server.c) */
 	char request_id[TK_REQUEST_ID_MAX + 1];
-	char client_ip[48]; /* the peer's address, for per-address limits */
+	/* The client's address, canonical text, for per-address limits: the TCP
+	 * peer, or the client a trusted proxy names (http/client_addr.h). */
+	char client_ip[48];
 	struct timespec started;
 
 	tk_query_param query[TK_QUERY_MAX_PARAMS];

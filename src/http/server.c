@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -38,6 +39,7 @@
 
 #include "admin/operator_auth.h"
 #include "auth/context.h"
+#include "http/client_addr.h"
 #include "http/listener.h"
 #include "http/router.h"
 #include "util/alloc.h"
@@ -211,8 +213,25 @@ static void new_request_id(char *out, size_t size)
 	sodium_bin2hex(out, size, raw, sizeof raw);
 }
 
+/* Every X-Forwarded-For field, in order, joined with commas: several fields
+ * are one list (RFC 9110 5.3), and a proxy may add its own as a new field. */
+static enum MHD_Result collect_forwarded_for(void *cls, enum MHD_ValueKind kind, const char *key,
+                                             size_t key_size, const char *value, size_t value_size)
+{
+	(void)kind;
+	tk_buf *xff = cls;
+	if (key_size != 15 || strncasecmp(key, "X-Forwarded-For", 15) != 0 || value == NULL)
+		return MHD_YES;
+	if (xff->len > 0)
+		tk_buf_putc(xff, ',');
+	tk_buf_append(xff, value, value_size);
+	return MHD_YES;
+}
+
+/* req->client_ip is the TCP peer, or the client a trusted proxy names
+ * (http/client_addr.h). */
 static tk_request *request_new(struct MHD_Connection *connection, const char *url,
-                               const char *method)
+                               const char *method, const tk_proxy_list *trusted)
 {
 	tk_arena *arena = tk_arena_create();
 	tk_request *req = tk_arena_calloc(arena, 1, sizeof *req);
@@ -230,14 +249,17 @@ static tk_request *request_new(struct MHD_Connection *connection, const char *ur
 	}
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	if (ci && ci->client_addr) {
-		const struct sockaddr *sa = ci->client_addr;
-		if (sa->sa_family == AF_INET)
-			inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
-			          req->client_ip, sizeof req->client_ip);
-		else if (sa->sa_family == AF_INET6)
-			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr,
-			          req->client_ip, sizeof req->client_ip);
+	tk_ip_addr peer, client;
+	if (ci && ci->client_addr && tk_ip_addr_from_sockaddr(ci->client_addr, &peer) == TK_OK) {
+		client = peer;
+		if (trusted->n > 0 && tk_proxy_list_has(trusted, &peer)) {
+			tk_buf xff = TK_BUF_INIT;
+			MHD_get_connection_values_n(connection, MHD_HEADER_KIND,
+			                            collect_forwarded_for, &xff);
+			tk_client_addr_resolve(trusted, &peer, xff.data, xff.len, &client);
+			tk_buf_free(&xff);
+		}
+		tk_client_addr_format(&client, req->client_ip, sizeof req->client_ip);
 	}
 	size_t header_bytes = 0;
 	MHD_get_connection_values_n(connection, MHD_HEADER_KIND, count_header_bytes, &header_bytes);
@@ -565,7 +587,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 	tk_request *req = *con_cls;
 	bool path_refused = *con_cls == &path_refused_mark;
 	if (req == NULL || path_refused) {
-		req = request_new(connection, url, method);
+		req = request_new(connection, url, method, &srv->app->cfg->trusted_proxies);
 		req->path_refused = path_refused;
 		*con_cls = req;
 		atomic_fetch_add(&srv->in_flight, 1);

@@ -56,6 +56,10 @@ static const cfg_option options[] = {
      OFF(max_connections), "concurrent HTTP connections"},
     {"max-connections-per-ip", "TEKUP_MAX_CONNECTIONS_PER_IP", CFG_INT, S, 0, 100000, "256",
      OFF(max_connections_per_ip), "concurrent HTTP connections per client IP (0: no limit)"},
+    {"trusted-proxies", "TEKUP_TRUSTED_PROXIES", CFG_STR, S, 0, 0, NULL, OFF(trusted_proxies_text),
+     "comma-separated IP addresses of reverse proxies (e.g. 127.0.0.1 for the nginx in\n"
+     "deploy/): from them, the client is the rightmost X-Forwarded-For entry that is not\n"
+     "a proxy; from anyone else the header is ignored (default: none)"},
     {"connection-timeout-s", "TEKUP_CONNECTION_TIMEOUT_S", CFG_INT, S, 1, 3600, "30",
      OFF(connection_timeout_s), "close an idle HTTP connection after this long"},
     {"shutdown-timeout-s", "TEKUP_SHUTDOWN_TIMEOUT_S", CFG_INT, S, 0, 600, "10",
@@ -232,6 +236,12 @@ static tk_status cfg_validate(tk_config *cfg, char *err, size_t errlen)
 		         cfg->bind_address ? cfg->bind_address : "");
 		return TK_ERR;
 	}
+	char why[200];
+	if (tk_proxy_list_parse(cfg->trusted_proxies_text, &cfg->trusted_proxies, why,
+	                        sizeof why) != TK_OK) {
+		snprintf(err, errlen, "--trusted-proxies (TEKUP_TRUSTED_PROXIES): %s", why);
+		return TK_ERR;
+	}
 	if (cfg->data_dir == NULL) {
 		snprintf(err, errlen, "--data-dir: a directory is required");
 		return TK_ERR;
@@ -325,6 +335,7 @@ void tk_config_usage(FILE *out, int scope)
 void tk_config_free(tk_config *cfg)
 {
 	free(cfg->bind_address);
+	free(cfg->trusted_proxies_text);
 	free(cfg->database_url);
 	free(cfg->database_admin_url);
 	free(cfg->data_dir);

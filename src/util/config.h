@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "http/client_addr.h"
 #include "util/status.h"
 
 typedef struct tk_config {
@@ -28,6 +29,8 @@ typedef struct tk_config {
 	bool shared_flush;  /* a pipeline's writes share one WAL flush (db/tx.h) */
 	long max_connections;
 	long max_connections_per_ip;
+	char *trusted_proxies_text;    /* --trusted-proxies as given */
+	tk_proxy_list trusted_proxies; /* parsed: peers whose X-Forwarded-For is believed */
 	long connection_timeout_s;
 	long shutdown_timeout_s;
 	char *database_url;          /* NULL: use the embedded cluster */

@@ -13,6 +13,11 @@ on sign-in).  Checked here:
     password, from any client address; other accounts and the same e-mail in
     another tenant are unaffected; the lock ends when the window passes;
     20 failures from one client address block that address only;
+  - behind a trusted proxy (--trusted-proxies) the address is the one the
+    proxy appends to X-Forwarded-For: 20 failures from A block A, not B,
+    not the proxy, and an entry a client prepends does not escape the
+    block; without the setting the header is ignored; a bad value stops
+    `tekup serve` with a message naming the setting;
   - logout -> 204 and the token is dead (401 invalid_session), other
     sessions of the user live on; an expired session, a deactivated user and
     a password change end sessions at once; a token of another tenant, and
@@ -35,7 +40,7 @@ import statistics
 import time
 import uuid
 
-from harness import new_org, owner, Response, assert_error, test
+from harness import new_org, owner, Response, Server, assert_error, free_port, test
 
 PASSWORD = "correct horse 9"
 TOKEN_RE = re.compile(r"^ts_[0-9a-f]{64}$")
@@ -307,6 +312,108 @@ def many_failures_from_one_address_block_that_address(ctx):
     assert_error(r, 429, "too_many_attempts")
     assert r.header("Retry-After") and int(r.header("Retry-After")) >= 1, r.headers
     login(ctx, org.key, org.admin_email, source=elsewhere)
+
+
+def login_via(ctx, port, key, email, password, xff=None):
+    """A sign-in sent to the server on port, with X-Forwarded-For when given."""
+    h = {"X-Forwarded-For": xff} if xff is not None else None
+    return ctx.http("POST", "/v1/auth/login", key=key, body={"email": email, "password": password},
+                    headers=h, port=port)
+
+
+def admin_sessions(ctx, org):
+    return owner(ctx, "SELECT count(*) FROM sessions WHERE user_id = %s", (org.admin_id,))[0][0]
+
+
+@test
+def behind_a_trusted_proxy_the_forwarded_address_is_limited(ctx):
+    """deploy/nginx.conf proxies from 127.0.0.1 and appends the client to
+    X-Forwarded-For; with --trusted-proxies 127.0.0.1 each client has its own
+    per-address limit instead of everyone sharing the proxy's."""
+    org = new_org(ctx, "Behind nginx")
+    a, b = "203.0.113.7", "2001:db8::b"
+    srv = Server(ctx, ["--trusted-proxies", "127.0.0.1,::1"])
+    try:
+        # 20 unknown accounts: no account reaches its own limit.
+        for i in range(20):
+            r = login_via(ctx, srv.port, org.key, email(), "guess %d" % i, a)
+            assert_error(r, 401, "invalid_credentials")
+        before = admin_sessions(ctx, org)
+        failures = owner(ctx, "SELECT count(*) FROM login_failures WHERE tenant_id = %s",
+                         (org.id,))[0][0]
+        # A is blocked, even with the right password, and even when the
+        # client puts another address in front (nginx keeps it, to the left).
+        for xff in (a, "1.2.3.4, " + a, "1.2.3.4," + a, "127.0.0.1, " + a, "garbage, " + a):
+            r = login_via(ctx, srv.port, org.key, org.admin_email, PASSWORD, xff)
+            assert_error(r, 429, "too_many_attempts")
+            assert 1 <= int(r.header("Retry-After")) <= 15 * 60, r.headers
+        # Two header fields are one list: the proxy's own comes last.
+        r = ctx.http("POST", "/v1/auth/login", key=org.key, port=srv.port,
+                     raw=("POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nX-Tenant-Key: %s\r\n"
+                          "X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-For: %s\r\n"
+                          "Content-Type: application/json\r\nContent-Length: %d\r\n"
+                          "Connection: close\r\n\r\n%s"
+                          % (org.key, a, len(json.dumps({"email": org.admin_email,
+                                                          "password": PASSWORD})),
+                             json.dumps({"email": org.admin_email, "password": PASSWORD}))
+                     ).encode())
+        assert_error(r, 429, "too_many_attempts")
+        # Nothing was written by the refused attempts.
+        assert admin_sessions(ctx, org) == before
+        assert owner(ctx, "SELECT count(*) FROM login_failures WHERE tenant_id = %s",
+                     (org.id,))[0][0] == failures
+        # Another client behind the same proxy, and the proxy itself, sign in.
+        r = login_via(ctx, srv.port, org.key, org.admin_email, PASSWORD, b)
+        assert r.status == 201, r
+        r = login_via(ctx, srv.port, org.key, org.admin_email, PASSWORD, "2001:DB8:0::C")
+        assert r.status == 201, r
+        r = login_via(ctx, srv.port, org.key, org.admin_email, PASSWORD)
+        assert r.status == 201, r
+        # An IPv6 spelling of A is still A; an IPv4-mapped one too.
+        r = login_via(ctx, srv.port, org.key, org.admin_email, PASSWORD, "::ffff:" + a)
+        assert_error(r, 429, "too_many_attempts")
+    finally:
+        assert srv.stop() == 0, srv.output()[-3000:]
+
+
+@test
+def without_trusted_proxies_x_forwarded_for_is_ignored(ctx):
+    """A client talking to tekup directly cannot pick its address: the block
+    on its TCP peer holds whatever X-Forwarded-For it sends."""
+    org = shared_org(ctx)
+    src = "127.0.0.37"
+    for i in range(20):
+        r = call(ctx, "POST", "/v1/auth/login", org.key,
+                 body={"email": email(), "password": "guess %d" % i}, source=src,
+                 headers={"X-Forwarded-For": "198.51.100.%d" % i})
+        assert_error(r, 401, "invalid_credentials")
+    before = admin_sessions(ctx, org)
+    for xff in ("198.51.100.200", "127.0.0.1", "198.51.100.201, 127.0.0.38"):
+        r = call(ctx, "POST", "/v1/auth/login", org.key,
+                 body={"email": org.admin_email, "password": PASSWORD}, source=src,
+                 headers={"X-Forwarded-For": xff})
+        assert_error(r, 429, "too_many_attempts")
+    assert admin_sessions(ctx, org) == before
+    login(ctx, org.key, org.admin_email, source="127.0.0.38")
+
+
+@test
+def a_bad_trusted_proxies_value_stops_serve(ctx):
+    n_tenants = owner(ctx, "SELECT count(*) FROM tenants")[0][0]
+    cases = [
+        (["--trusted-proxies", "10.0.0.0/8"], None, r"--trusted-proxies.*'10\.0\.0\.0/8'"),
+        (["--trusted-proxies=127.0.0.1,nginx"], None, r"--trusted-proxies.*'nginx'"),
+        (["--trusted-proxies", "127.0.0.1,"], None, r"--trusted-proxies.*empty"),
+        ([], {"TEKUP_TRUSTED_PROXIES": "127.0.0.1:8080"},
+         r"TEKUP_TRUSTED_PROXIES.*'127\.0\.0\.1:8080'"),
+    ]
+    for args, env, pattern in cases:
+        port = free_port()
+        p = ctx.tekup("serve", "--data-dir", ctx.data_dir, "--port", str(port), "--no-demo",
+                      "--no-migrate", *args, env=env, timeout=30)
+        assert p.returncode == 2, (args, env, p.returncode, p.stdout, p.stderr)
+        assert re.search(pattern, p.stderr), (args, env, p.stderr)
+    assert owner(ctx, "SELECT count(*) FROM tenants")[0][0] == n_tenants
 
 
 @test

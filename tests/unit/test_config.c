@@ -43,6 +43,7 @@ static const char *const env_vars[] = {
     "TEKUP_PGBOUNCER",
     "TEKUP_DEMO",
     "TEKUP_LOG_LEVEL",
+    "TEKUP_TRUSTED_PROXIES",
 };
 
 typedef struct loaded {
@@ -442,6 +443,29 @@ static void test_pgbouncer_is_a_query_parameter(void **state)
 	}
 }
 
+static void test_trusted_proxies(void **state)
+{
+	(void)state;
+	loaded l;
+	expect_ok(&l, NULL);
+	assert_int_equal(l.cfg.trusted_proxies.n, 0); /* default: none */
+	tk_config_free(&l.cfg);
+	const char *args[] = {"--trusted-proxies", "127.0.0.1, ::1", NULL};
+	expect_ok(&l, args);
+	assert_int_equal(l.cfg.trusted_proxies.n, 2);
+	tk_config_free(&l.cfg);
+	assert_int_equal(setenv("TEKUP_TRUSTED_PROXIES", "10.0.0.1", 1), 0);
+	expect_ok(&l, NULL);
+	assert_int_equal(l.cfg.trusted_proxies.n, 1);
+	tk_config_free(&l.cfg);
+	const char *bad[] = {"--trusted-proxies=127.0.0.1,10.0.0.0/8", NULL};
+	expect_err(bad, "--trusted-proxies (TEKUP_TRUSTED_PROXIES)", "'10.0.0.0/8'");
+	assert_int_equal(setenv("TEKUP_TRUSTED_PROXIES", "nginx", 1), 0);
+	expect_err(NULL, "TEKUP_TRUSTED_PROXIES", "'nginx'");
+	const char *empty[] = {"--trusted-proxies=127.0.0.1,", NULL};
+	expect_err(empty, "--trusted-proxies", "empty");
+}
+
 static void test_reload_after_free(void **state)
 {
 	(void)state;
@@ -473,6 +497,7 @@ int main(void)
 	    T(test_pgbouncer_is_stripped_from_database_url),
 	    T(test_database_url_without_pgbouncer_is_untouched),
 	    T(test_pgbouncer_is_a_query_parameter),
+	    T(test_trusted_proxies),
 	    T(test_reload_after_free),
 	};
 #undef T
