@@ -32,8 +32,13 @@ static void dummy_hash_init(void)
 		dummy_hash[0] = '\0';
 }
 
-/* Per client address: a small table of recent failures (best effort; the
- * per-account limit in the database is the one that holds across servers). */
+/*
+ * Per client address: a small table of recent failures (best effort; the
+ * per-account limit in the database is the one that holds across servers).
+ * An attempt is taken, under the lock, before its password is checked, and
+ * given back if it succeeds (or never gets as far as a check): checking
+ * first and counting after let every attempt that arrived together through.
+ */
 #define IP_SLOTS        1024
 #define IP_MAX_FAILURES 20
 static struct {
@@ -43,6 +48,13 @@ static struct {
 } ip_failures[IP_SLOTS];
 static pthread_mutex_t ip_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* An attempt taken from an address's allowance, to be kept or given back. */
+typedef struct ip_ticket {
+	bool taken;
+	size_t slot;
+	time_t window_start;
+} ip_ticket;
+
 static size_t ip_slot(const char *ip)
 {
 	size_t h = 5381;
@@ -51,22 +63,13 @@ static size_t ip_slot(const char *ip)
 	return h % IP_SLOTS;
 }
 
-static int ip_blocked_for(const char *ip)
+/* Counts an attempt for ip and returns 0, or, when ip is at its limit,
+ * counts nothing and returns the seconds until its window ends. */
+static int ip_take(const char *ip, ip_ticket *t)
 {
 	time_t now = time(NULL);
 	int wait = 0;
-	pthread_mutex_lock(&ip_lock);
-	size_t s = ip_slot(ip);
-	if (strcmp(ip_failures[s].ip, ip) == 0 && ip_failures[s].failures >= IP_MAX_FAILURES &&
-	    now - ip_failures[s].window_start < TK_LOGIN_WINDOW_MIN * 60)
-		wait = (int)(TK_LOGIN_WINDOW_MIN * 60 - (now - ip_failures[s].window_start));
-	pthread_mutex_unlock(&ip_lock);
-	return wait;
-}
-
-static void ip_record(const char *ip, bool failed)
-{
-	time_t now = time(NULL);
+	t->taken = false;
 	pthread_mutex_lock(&ip_lock);
 	size_t s = ip_slot(ip);
 	if (strcmp(ip_failures[s].ip, ip) != 0 ||
@@ -75,9 +78,29 @@ static void ip_record(const char *ip, bool failed)
 		ip_failures[s].failures = 0;
 		ip_failures[s].window_start = now;
 	}
-	if (failed)
+	if (ip_failures[s].failures >= IP_MAX_FAILURES) {
+		wait = (int)(TK_LOGIN_WINDOW_MIN * 60 - (now - ip_failures[s].window_start));
+	} else {
 		ip_failures[s].failures++;
+		*t = (ip_ticket){true, s, ip_failures[s].window_start};
+	}
 	pthread_mutex_unlock(&ip_lock);
+	return wait;
+}
+
+/* Undoes ip_take: the attempt was not a failure.  Nothing when its window
+ * has since been reset (the count it was part of is gone). */
+static void ip_give_back(const char *ip, ip_ticket *t)
+{
+	if (!t->taken)
+		return;
+	pthread_mutex_lock(&ip_lock);
+	if (strcmp(ip_failures[t->slot].ip, ip) == 0 &&
+	    ip_failures[t->slot].window_start == t->window_start &&
+	    ip_failures[t->slot].failures > 0)
+		ip_failures[t->slot].failures--;
+	pthread_mutex_unlock(&ip_lock);
+	t->taken = false;
 }
 
 static tk_status too_many(tk_error *err, int seconds)
@@ -231,6 +254,24 @@ done:
 	return st;
 }
 
+/* "this row is not at the limit": within the window, fewer failures than
+ * the limit; or the window has passed. */
+#define LOGIN_WINDOW "make_interval(mins => " TK_STR(TK_LOGIN_WINDOW_MIN) ")"
+#define LOGIN_NOT_LOCKED                                                                           \
+	"(f.failures < " TK_STR(                                                                   \
+	    TK_LOGIN_MAX_FAILURES) " OR f.last_failure_at <= now() - " LOGIN_WINDOW ")"
+
+/*
+ * Sign-in counts the attempt as a failure before it checks the password, in
+ * a transaction of its own: an upsert on the account's login_failures row
+ * that changes nothing and returns no row when the account is at its limit
+ * (then 429, and the lock is not extended).  Concurrent attempts on one
+ * account queue on that row, so exactly TK_LOGIN_MAX_FAILURES of them get
+ * through to a password check per window however many arrive together
+ * (checking first and counting after let a burst of parallel guesses
+ * through).  A successful sign-in deletes the row (sign_in).  Unknown
+ * e-mails are counted the same way and checked against the dummy hash.
+ */
 tk_status auth_login(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err)
 {
 	static const char *const fields[] = {"email", "password", NULL};
@@ -242,10 +283,11 @@ tk_status auth_login(tk_app *app, tk_request *req, db_conn *conn, tk_response *r
 	const char *email = NULL, *password = NULL;
 	tk_status st = TK_ERR;
 	db_tx *tx = NULL;
+	ip_ticket ticket = {0};
 	if (tk_json_string(req, body, "email", true, 255, &email, err) != TK_OK ||
 	    tk_json_string(req, body, "password", true, TK_JSON_UNBOUNDED, &password, err) != TK_OK)
 		goto done;
-	int wait = ip_blocked_for(req->client_ip);
+	int wait = ip_take(req->client_ip, &ticket);
 	if (wait > 0) {
 		st = too_many(err, wait);
 		goto done;
@@ -254,25 +296,28 @@ tk_status auth_login(tk_app *app, tk_request *req, db_conn *conn, tk_response *r
 
 	const char *p[] = {req->tenant.id, email};
 	tx = context_tx(req, conn);
+	int qf = db_tx_add(
+	    tx,
+	    "INSERT INTO login_failures AS f (tenant_id, email_lower, failures, last_failure_at)"
+	    " VALUES ($1, lower($2::text), 1, now()) ON CONFLICT (tenant_id, email_lower)"
+	    " DO UPDATE SET failures = CASE WHEN f.last_failure_at <= now() - " LOGIN_WINDOW
+	    " THEN 1 ELSE f.failures + 1 END, last_failure_at = now() WHERE " LOGIN_NOT_LOCKED
+	    " RETURNING failures",
+	    2, p);
+	int qw = db_tx_add(tx,
+	                   "SELECT ceil(extract(epoch FROM f.last_failure_at + " LOGIN_WINDOW
+	                   " - now()))::int FROM login_failures f WHERE f.tenant_id = $1"
+	                   " AND f.email_lower = lower($2::text)",
+	                   2, p);
 	int qu = db_tx_add(tx,
 	                   "SELECT u.id::text, u.password_hash, u.is_active FROM users u"
 	                   " WHERE u.tenant_id = $1 AND lower(u.email) = lower($2::text)",
 	                   2, p);
-	int qf = db_tx_add(
-	    tx,
-	    "SELECT failures, ceil(extract(epoch FROM last_failure_at + make_interval("
-	    "mins => " TK_STR(
-	        TK_LOGIN_WINDOW_MIN) ") - now()))::int"
-	                             " FROM login_failures WHERE tenant_id = $1 AND email_lower = "
-	                             "lower($2::text)"
-	                             " AND last_failure_at > now() - make_interval(mins => " TK_STR(
-	                                 TK_LOGIN_WINDOW_MIN) ")",
-	    2, p);
 	if (db_tx_run(tx, err) != TK_OK)
 		goto done;
-	PGresult *ru = db_tx_result(tx, qu), *rf = db_tx_result(tx, qf);
-	if (PQntuples(rf) == 1 && atoi(PQgetvalue(rf, 0, 0)) >= TK_LOGIN_MAX_FAILURES) {
-		st = too_many(err, atoi(PQgetvalue(rf, 0, 1)));
+	PGresult *rf = db_tx_result(tx, qf), *rw = db_tx_result(tx, qw), *ru = db_tx_result(tx, qu);
+	if (PQntuples(rf) == 0) {
+		st = too_many(err, PQntuples(rw) == 1 ? atoi(PQgetvalue(rw, 0, 0)) : 1);
 		goto done;
 	}
 	bool found =
@@ -285,32 +330,24 @@ tk_status auth_login(tk_app *app, tk_request *req, db_conn *conn, tk_response *r
 	bool rehash = ok && crypto_pwhash_str_needs_rehash(hash, crypto_pwhash_OPSLIMIT_INTERACTIVE,
 	                                                   crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0;
 	db_tx_clear(tx);
-	ip_record(req->client_ip, !ok);
-
-	tx = context_tx(req, conn);
+	tx = NULL;
 	if (!ok) {
-		db_tx_add(tx,
-		          "INSERT INTO login_failures (tenant_id, email_lower, failures)"
-		          " VALUES ($1, lower($2::text), 1)"
-		          " ON CONFLICT (tenant_id, email_lower) DO UPDATE SET failures = CASE WHEN"
-		          " login_failures.last_failure_at < now() - make_interval(mins => " TK_STR(
-		              TK_LOGIN_WINDOW_MIN) ") THEN 1 ELSE login_failures.failures + 1 END,"
-		                                   " last_failure_at = now()",
-		          2, p);
-		if (db_tx_run(tx, err) == TK_OK)
-			bad_credentials(err);
+		/* Counted already, on both sides. */
+		ticket.taken = false;
+		bad_credentials(err);
 		goto done;
 	}
+	ip_give_back(req->client_ip, &ticket);
 	/* Signed in: the hash upgraded when its parameters are older than today's. */
 	char new_hash[TK_PASSWORD_HASH_MAX] = "";
 	if (rehash && tk_password_hash(password, strlen(password), new_hash, err) != TK_OK)
 		new_hash[0] = '\0';
-	db_tx_clear(tx);
-	tx = NULL;
 	st = sign_in(app->sessions, req, conn, user_id, email, new_hash[0] ? new_hash : NULL, NULL,
 	             res, err);
 	sodium_memzero(new_hash, sizeof new_hash);
 done:
+	/* An attempt refused before its password was checked is no failure. */
+	ip_give_back(req->client_ip, &ticket);
 	if (tx)
 		db_tx_clear(tx);
 	json_decref(body);

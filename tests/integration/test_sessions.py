@@ -13,6 +13,11 @@ on sign-in).  Checked here:
     password, from any client address; other accounts and the same e-mail in
     another tenant are unaffected; the lock ends when the window passes;
     20 failures from one client address block that address only;
+  - attempts that arrive together are counted before their passwords are
+    checked: 30 parallel wrong passwords for one account (from 30
+    addresses) get exactly 5 401s, the rest 429, and the count stays 5 -
+    refused attempts do not extend the lock; 30 parallel failures from one
+    address get exactly 20 401s; a success gives its attempt back;
   - behind a trusted proxy (--trusted-proxies) the address is the one the
     proxy appends to X-Forwarded-For: 20 failures from A block A, not B,
     not the proxy, and an entry a client prepends does not escape the
@@ -414,6 +419,87 @@ def a_bad_trusted_proxies_value_stops_serve(ctx):
         assert p.returncode == 2, (args, env, p.returncode, p.stdout, p.stderr)
         assert re.search(pattern, p.stderr), (args, env, p.stderr)
     assert owner(ctx, "SELECT count(*) FROM tenants")[0][0] == n_tenants
+
+
+def parallel_logins(ctx, attempts):
+    """Sends every (key, email, password, source) at once, each on its own
+    connection; returns the responses in order."""
+    import threading
+    out = [None] * len(attempts)
+    start = threading.Barrier(len(attempts))
+
+    def one(i, key, addr, pw, source):
+        start.wait()
+        out[i] = try_login(ctx, key, addr, pw, source=source)
+
+    threads = [threading.Thread(target=one, args=(i,) + a) for i, a in enumerate(attempts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return out
+
+
+@test
+def parallel_wrong_passwords_get_five_checks_per_account(ctx):
+    org = shared_org(ctx)
+    addr = email()
+    uid = create_user(ctx, org.key, addr)
+    # Each from its own address, so only the account's limit can refuse them.
+    answers = parallel_logins(ctx, [(org.key, addr, "guess %d" % i, "127.0.1.%d" % (i + 1))
+                                    for i in range(30)])
+    statuses = sorted(r.status for r in answers)
+    assert statuses.count(401) == FAILURES_BEFORE_LOCK, statuses
+    assert statuses.count(429) == 30 - FAILURES_BEFORE_LOCK, statuses
+    for r in answers:
+        if r.status == 429:
+            assert_error(r, 429, "too_many_attempts")
+            assert 1 <= int(r.header("Retry-After")) <= 15 * 60, r.headers
+        else:
+            assert_error(r, 401, "invalid_credentials")
+    rows = owner(ctx, "SELECT failures, last_failure_at FROM login_failures"
+                      " WHERE tenant_id = %s AND email_lower = %s", (org.id, addr))
+    assert len(rows) == 1 and rows[0][0] == FAILURES_BEFORE_LOCK, rows
+    # Refused attempts, the right password among them, change nothing: the
+    # lock is not extended and no session is made.
+    for pw in ("guess again", PASSWORD):
+        assert_error(try_login(ctx, org.key, addr, pw, source="127.0.1.99"), 429,
+                     "too_many_attempts")
+    assert owner(ctx, "SELECT failures, last_failure_at FROM login_failures"
+                      " WHERE tenant_id = %s AND email_lower = %s", (org.id, addr)) == rows
+    assert owner(ctx, "SELECT count(*) FROM sessions WHERE user_id = %s", (uid,))[0][0] == 0
+
+
+@test
+def parallel_failures_from_one_address_get_twenty_checks(ctx):
+    org = shared_org(ctx)
+    src = "127.0.0.39"
+    # 30 unknown accounts at once: no account reaches its own limit.
+    answers = parallel_logins(ctx, [(org.key, email(), "guess %d" % i, src) for i in range(30)])
+    statuses = sorted(r.status for r in answers)
+    assert statuses.count(401) == 20 and statuses.count(429) == 10, statuses
+    for r in answers:
+        assert_error(r, r.status, "invalid_credentials" if r.status == 401
+                     else "too_many_attempts")
+    r = try_login(ctx, org.key, org.admin_email, PASSWORD, source=src)
+    assert_error(r, 429, "too_many_attempts")
+    login(ctx, org.key, org.admin_email, source="127.0.0.40")
+
+
+@test
+def a_successful_sign_in_gives_its_attempt_back(ctx):
+    org = shared_org(ctx)
+    src = "127.0.0.41"
+    for i in range(19):
+        assert_error(try_login(ctx, org.key, email(), "guess %d" % i, source=src), 401,
+                     "invalid_credentials")
+    # Counted while its password was checked, given back when it succeeded:
+    # the address still has one failure left.
+    login(ctx, org.key, org.admin_email, source=src)
+    assert_error(try_login(ctx, org.key, email(), "guess 20", source=src), 401,
+                 "invalid_credentials")
+    assert_error(try_login(ctx, org.key, org.admin_email, PASSWORD, source=src), 429,
+                 "too_many_attempts")
 
 
 @test
