@@ -14,6 +14,15 @@
 -- Existing tenants: the admin a tenant was provisioned with is the admin
 -- user created in the tenant's own transaction (the same now()); where
 -- one address was several tenants' first admin, the oldest tenant keeps it.
+--
+-- The welcome e-mail's subject is 'Welcome to tekup, ' || name, and the
+-- outbox refuses (dead-letters) a subject over 400 bytes
+-- (OUTBOX_SUBJECT_MAX, src/outbox/smtp.h): a valid name of 255 multi-byte
+-- characters made one that could never be sent.  tenant_welcome_subject()
+-- keeps it within 400 bytes, cutting the name at a character boundary and
+-- marking the cut with an ellipsis.  (Control characters in a name, which
+-- would also make it unsendable, are refused before provisioning runs:
+-- src/tenants/provision.c.)
 
 ALTER TABLE tenants ADD COLUMN signup_admin_email varchar(255);
 
@@ -27,6 +36,26 @@ UPDATE tenants t SET signup_admin_email = first.email
  WHERE t.id = first.tenant_id;
 
 CREATE UNIQUE INDEX idx_tenants_signup_admin_email ON tenants (lower(signup_admin_email));
+
+-- The first p_max bytes of p_text, cut at a character boundary.
+CREATE FUNCTION utf8_left_bytes(p_text text, p_max integer) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+DECLARE
+    n integer := least(length(p_text), p_max);
+BEGIN
+    WHILE octet_length(left(p_text, n)) > p_max LOOP
+        n := n - 1;
+    END LOOP;
+    RETURN left(p_text, n);
+END $$;
+
+-- 18 bytes of greeting + at most 382 of name = OUTBOX_SUBJECT_MAX (400).
+CREATE FUNCTION tenant_welcome_subject(p_name text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT 'Welcome to tekup, ' ||
+           CASE WHEN octet_length(p_name) <= 382 THEN p_name
+                ELSE utf8_left_bytes(p_name, 379) || '…' END
+$$;
 
 CREATE OR REPLACE FUNCTION provision_tenant(
     p_tenant_id uuid, p_name text, p_plan text, p_billing_email text,
@@ -99,7 +128,7 @@ BEGIN
     VALUES (v_tenant, 'email', 'tenant.welcome',
             jsonb_build_object(
                 'to', p_admin_email,
-                'subject', 'Welcome to tekup, ' || p_name,
+                'subject', tenant_welcome_subject(p_name),
                 'text', 'Hello ' || coalesce(p_admin_name, '') || E',\n\n'
                         || 'your workspace "' || p_name || '" is ready: '
                         || p_dashboard_base || '/' || v_slug || E'\n'));
@@ -107,3 +136,7 @@ BEGIN
 
     RETURN QUERY SELECT v_tenant, v_slug, v_user, p_dashboard_base || '/' || v_slug;
 END $$;
+
+REVOKE ALL ON FUNCTION utf8_left_bytes(text, integer), tenant_welcome_subject(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION utf8_left_bytes(text, integer), tenant_welcome_subject(text)
+    TO tekup_operator;

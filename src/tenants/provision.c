@@ -10,6 +10,7 @@
 #include "auth/datakey.h"
 #include "auth/password.h"
 #include "db/tx.h"
+#include "outbox/smtp.h"
 #include "util/buf.h"
 #include "util/validate.h"
 
@@ -30,15 +31,32 @@ static tk_status check_email(const char *value, const char *field, tk_error *err
 	return TK_OK;
 }
 
+tk_status provision_check_name(const char *name, tk_error *err)
+{
+	size_t nlen = name ? strlen(name) : 0;
+	if (nlen == 0 || !tk_is_utf8(name, nlen) || tk_utf8_length(name, nlen) > PROVISION_NAME_MAX)
+		return tk_error_invalid(err, "name", "name must be 1 to %d characters",
+		                        PROVISION_NAME_MAX);
+	if (tk_has_control(name, nlen))
+		return tk_error_invalid(err, "name",
+		                        "name must not contain control characters (line breaks, "
+		                        "tabs, ...)");
+	return TK_OK;
+}
+
 tk_status provision_validate(const provision_request *in, tk_error *err)
 {
-	size_t nlen = in->name ? strlen(in->name) : 0;
-	if (nlen == 0 || !tk_is_utf8(in->name, nlen) ||
-	    tk_utf8_length(in->name, nlen) > PROVISION_NAME_MAX)
-		return tk_error_invalid(err, "name", "name must be 1 to 255 characters");
+	if (provision_check_name(in->name, err) != TK_OK)
+		return TK_ERR;
 	if (check_email(in->billing_email, "billingEmail", err) != TK_OK ||
 	    check_email(in->admin_email, "adminEmail", err) != TK_OK)
 		return TK_ERR;
+	/* The welcome e-mail goes to the admin; the billing address only
+	 * travels inside a JSON webhook, where any valid address is fine. */
+	if (in->admin_email && !outbox_address_ok(in->admin_email))
+		return tk_error_invalid(err, "adminEmail",
+		                        "adminEmail must be a plain ASCII address (the welcome "
+		                        "e-mail is sent to it)");
 	if (in->admin_email) {
 		if (in->admin_name == NULL)
 			return tk_error_invalid(err, "adminName", "adminName is required");

@@ -47,7 +47,15 @@ typedef struct provision_result {
 	char api_key[TK_APIKEY_LEN + 1]; /* shown once */
 } provision_result;
 
-/* Field checks shared by API and CLI (400 naming the field). */
+/* A tenant's name, at provisioning and on every rename: 1 to
+ * PROVISION_NAME_MAX characters of UTF-8 without control characters (a
+ * line break would end the welcome e-mail's Subject header; it cannot be
+ * sent).  400 validation_error, field "name". */
+tk_status provision_check_name(const char *name, tk_error *err) TK_MUST_CHECK;
+
+/* Field checks shared by API and CLI (400 naming the field).  The admin
+ * e-mail must also be one the outbox can send the welcome e-mail to: a
+ * plain ASCII address (outbox_address_ok), as no SMTPUTF8 is spoken. */
 tk_status provision_validate(const provision_request *in, tk_error *err) TK_MUST_CHECK;
 
 tk_status provision_run(db_conn *conn, tk_arena *arena, const provision_request *in,

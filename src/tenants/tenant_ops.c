@@ -8,6 +8,7 @@
 
 #include "auth/apikey.h"
 #include "db/tx.h"
+#include "tenants/provision.h"
 #include "util/buf.h"
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
@@ -110,6 +111,9 @@ tk_status tenant_ops_show(db_conn *c, tk_arena *a, const char *tenant_id, const 
 tk_status tenant_ops_update(db_conn *c, tk_arena *a, const ops_actor *who, const char *tenant_id,
                             const tenant_update *u, const char **json, tk_error *err)
 {
+	/* A rename follows the rule provisioning does (API and CLI alike). */
+	if (u->name && provision_check_name(u->name, err) != TK_OK)
+		return TK_ERR;
 	const char *p[9] = {tenant_id,
 	                    u->name,
 	                    u->billing_email,

@@ -40,7 +40,9 @@ typedef struct tenant_list_filter {
 	long page, limit;
 } tenant_list_filter;
 
-/* All return TK_OK with *json set, or TK_ERR with err (404 tenant_not_found, ...). */
+/* All return TK_OK with *json set, or TK_ERR with err (404 tenant_not_found, ...).
+ * tenant_ops_update checks a new name as provisioning does
+ * (provision_check_name: 400 validation_error, field name). */
 tk_status tenant_ops_list(db_conn *c, tk_arena *a, const tenant_list_filter *f, const char **json,
                           tk_error *err) TK_MUST_CHECK;
 tk_status tenant_ops_show(db_conn *c, tk_arena *a, const char *tenant_id, const char **json,

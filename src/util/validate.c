@@ -90,6 +90,16 @@ size_t tk_utf8_length(const char *s, size_t len)
 	return count;
 }
 
+bool tk_has_control(const char *s, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	for (size_t i = 0; i < len; i++)
+		if (u[i] < 0x20 || u[i] == 0x7F ||
+		    (u[i] == 0xC2 && i + 1 < len && u[i + 1] >= 0x80 && u[i + 1] <= 0x9F))
+			return true;
+	return false;
+}
+
 bool tk_is_email(const char *s, size_t len)
 {
 	if (s == NULL || len < 3 || len > 255)

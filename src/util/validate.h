@@ -20,6 +20,9 @@ bool tk_uuid_normalize(const char *s, size_t len, char out[TK_UUID_LEN + 1]);
 bool tk_is_utf8(const char *s, size_t len);
 /* Number of Unicode code points in valid UTF-8. */
 size_t tk_utf8_length(const char *s, size_t len);
+/* True when s has a control character: C0 (U+0000-U+001F: line breaks,
+ * tabs, ...), DEL, or C1 (U+0080-U+009F, e.g. NEL).  s must be valid UTF-8. */
+bool tk_has_control(const char *s, size_t len);
 /* A plausible e-mail address: local@domain.tld, no spaces or control bytes. */
 bool tk_is_email(const char *s, size_t len);
 /* Parses a base-10 integer in [min, max]; rejects signs, spaces, junk. */

@@ -577,11 +577,20 @@ def two_tenant_keys_in_one_request_never_mix(ctx):
 @test
 def tenant_name_header_is_safely_encoded(ctx):
     """X-Tenant-Name carries a name the tenant chose: CR/LF cannot inject a
-    header, non-ASCII and '%' are percent-encoded, and it decodes back."""
+    header, non-ASCII and '%' are percent-encoded, and it decodes back.
+    Provisioning and renames now refuse control characters, so the name is
+    put in place as one stored before that rule (before migration 0015)."""
     import socket
     name = "Evil\r\nX-Injected: 1 Caf\u00e9 100% \t end"
-    p = ctx.tekup("tenant", "create", "--data-dir", ctx.data_dir, "--name", name, check=True)
+    p = ctx.tekup("tenant", "create", "--data-dir", ctx.data_dir, "--name", "Evil to be",
+                  check=True)
     fields = dict(line.split(": ", 1) for line in p.stdout.splitlines() if ": " in line)
+    c = ctx.owner_db()
+    try:
+        c.cursor().execute("UPDATE tenants SET name = %s WHERE id = %s",
+                           (name, fields["tenant_id"]))
+    finally:
+        c.close()
     s = socket.create_connection(("127.0.0.1", ctx.server.port), timeout=10)
     try:
         s.sendall(("GET /v1/leads HTTP/1.1\r\nHost: t\r\nX-Tenant-Key: %s\r\n"

@@ -242,6 +242,31 @@ static void test_utf8_length_counts_code_points(void **state)
 	assert_int_equal(tk_utf8_length(big, sizeof big), 255);
 }
 
+static void test_has_control(void **state)
+{
+	(void)state;
+	static const char *const clean[] = {"",
+	                                    "Acme Corp",
+	                                    "caf\xc3\xa9",
+	                                    "\xc2\xa0nbsp",
+	                                    "\xc2\xa9 sign",
+	                                    "\xe2\x80\xa8 line sep",
+	                                    "\xf0\x9f\x98\x80",
+	                                    "~!@#$%^&*()"};
+	for (size_t i = 0; i < sizeof clean / sizeof clean[0]; i++)
+		if (tk_has_control(clean[i], strlen(clean[i])))
+			fail_msg("'%s' has a control character?", clean[i]);
+	static const char *const dirty[] = {"Acme\nCorp", "Acme\r",      "\tx",
+	                                    "a\x7f",      "\x1b[31m",    "next\xc2\x85line",
+	                                    "\xc2\x80",   "\xc2\x9f end"};
+	for (size_t i = 0; i < sizeof dirty / sizeof dirty[0]; i++)
+		if (!tk_has_control(dirty[i], strlen(dirty[i])))
+			fail_msg("control character not found in case %zu", i);
+	assert_true(tk_has_control("a\0b", 3));
+	/* Only the given length is read. */
+	assert_false(tk_has_control("ab\n", 2));
+}
+
 static void test_email_accepts_plausible(void **state)
 {
 	(void)state;
@@ -544,6 +569,7 @@ int main(void)
 	    cmocka_unit_test(test_utf8_rejects_truncated_and_stray),
 	    cmocka_unit_test(test_utf8_rejects_nul),
 	    cmocka_unit_test(test_utf8_length_counts_code_points),
+	    cmocka_unit_test(test_has_control),
 	    cmocka_unit_test(test_email_accepts_plausible),
 	    cmocka_unit_test(test_email_rejects_malformed),
 	    cmocka_unit_test(test_email_length_limits),
