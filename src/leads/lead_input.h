@@ -6,7 +6,9 @@
  * accepted; any other key - including tenantId, id, version, createdAt - is
  * a 400, because the tenant comes from the key alone and the server owns
  * the rest.  Values are checked against the limits below and turned into
- * SQL parameter text (allocated in the request arena).
+ * SQL parameter text (allocated in the request arena); customFields is the
+ * client's own text of it (util/json_span.h), so PostgreSQL stores its
+ * numbers exactly as sent, and its 16 KiB limit is on its compact form.
  */
 #ifndef TK_LEADS_LEAD_INPUT_H
 #define TK_LEADS_LEAD_INPUT_H
