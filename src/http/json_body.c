@@ -15,7 +15,8 @@ json_t *tk_json_body(tk_request *req, const char *const *allowed, tk_error *err)
 		return NULL;
 	}
 	json_error_t jerr;
-	json_t *root = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *root = json_loadb(req->body.data, req->body.len,
+	                          JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (root == NULL) {
 		tk_error_set(err, 400, "invalid_json", NULL,
 		             "the body is not valid JSON (line %d, column %d)", jerr.line,

@@ -20,7 +20,7 @@
 /* Named limits on untrusted input (each has its own error). */
 #define TK_BODY_MAX_BYTES        (1024 * 1024) /* 413 payload_too_large */
 #define TK_HEADERS_MAX_BYTES     (16 * 1024)   /* 431 headers_too_large */
-#define TK_QUERY_MAX_PARAMS      32            /* 400 too_many_parameters */
+#define TK_QUERY_MAX_PARAMS      32            /* 400 invalid_parameter */
 #define TK_QUERY_VALUE_MAX_BYTES 2048          /* 400 on the parameter */
 #define TK_ROUTE_MAX_PARAMS      2
 #define TK_RESPONSE_MAX_HEADERS  8

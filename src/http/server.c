@@ -246,14 +246,29 @@ static tk_request *request_new(struct MHD_Connection *connection, const char *ur
 	return req;
 }
 
+/*
+ * The body size a request declares: its Content-Length as a number (leading
+ * zeros allowed; LLONG_MAX past 12 digits, more than any limit), or 0 when it
+ * has none, or has a Transfer-Encoding, which overrides it (RFC 9112 6.3)
+ * and whose body is measured as it arrives.  libmicrohttpd has already
+ * refused a Content-Length that is not a number.
+ */
+static long long declared_body_size(tk_request *req)
+{
+	const char *cl = tk_request_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl == NULL || tk_request_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+		return 0;
+	while (*cl == '0' && cl[1] != '\0')
+		cl++;
+	return strlen(cl) > 12 ? LLONG_MAX : atoll(cl);
+}
+
 static bool request_has_body(tk_request *req)
 {
 	if (req->body.len > 0 || req->body_too_large)
 		return true;
-	const char *cl = tk_request_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (cl && strcmp(cl, "0") != 0)
-		return true;
-	return tk_request_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+	return declared_body_size(req) > 0 ||
+	       tk_request_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
 }
 
 static bool content_type_is_json(const char *ct)
@@ -569,10 +584,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 		req->path_refused = path_refused;
 		*con_cls = req;
 		atomic_fetch_add(&srv->in_flight, 1);
-		const char *cl = tk_request_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-		long long declared = 0;
-		if (cl)
-			declared = strlen(cl) > 12 ? LLONG_MAX : atoll(cl);
+		long long declared = declared_body_size(req);
 		if (declared > TK_BODY_MAX_BYTES) {
 			req->body_too_large = true;
 			/* A modest excess is read and discarded so that any client can

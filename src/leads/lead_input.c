@@ -123,8 +123,8 @@ tk_status lead_input_parse(tk_arena *arena, const char *body, size_t len, bool f
 	json_error_t jerr;
 	/* Numbers as doubles: jansson refuses an integer beyond 64 bits, which
 	 * customFields may hold (PostgreSQL stores it exactly, from the text). */
-	json_t *root =
-	    json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
+	json_t *root = json_loadb(
+	    body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY, &jerr);
 	if (root == NULL && strstr(jerr.text, "overflow"))
 		return tk_error_set(err, 400, "invalid_json", NULL,
 		                    "a number in the body is too large (line %d, column %d)",

@@ -345,6 +345,11 @@ def empty_and_non_object_bodies_are_invalid_json(ctx):
     for body in EMPTY + NOT_OBJECTS:
         expect_post_fails(ctx, t, body, 400, "invalid_json")
         expect_patch_fails(ctx, t, lead, body, 400, "invalid_json")
+    # A scalar or an array is JSON, just not an object: the message says so.
+    for body in (b"123", b'"x"', b"[1]", b"null"):
+        r = post_raw(ctx, t, body)
+        assert_error(r, 400, "invalid_json")
+        assert r.json["error"]["message"] == "the body must be a JSON object", (body, r)
     # No body at all (no Content-Length, no Content-Type).
     before = count_all(ctx)
     r = raw_request(ctx, "POST", "/v1/leads", [("X-Tenant-Key", t.key),
@@ -488,6 +493,32 @@ def body_over_the_limit_is_413(ctx):
         assert_error(r, 413, "payload_too_large")
     assert count_all(ctx) == before
     assert get(ctx, t, lead["id"]) == lead
+
+
+@test
+def content_length_is_read_as_a_number_and_yields_to_chunked(ctx):
+    t = ctx.new_tenant()
+    before = ctx.count_leads(t.id)
+    body = b'{"name":"abc"}'
+    assert len(body) == 14
+
+    def head(method, path, *extra):
+        lines = ["%s %s HTTP/1.1" % (method, path), "Host: x", "X-Tenant-Key: " + t.key,
+                 "Content-Type: application/json", "Connection: close"] + list(extra)
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+    # Leading zeros: fourteen bytes, not "too long a number".
+    r = send_raw(ctx, head("POST", "/v1/leads", "Content-Length: 0000000000014"), body)
+    assert r.status == 201, r
+    # "00" is no body.
+    r = send_raw(ctx, head("GET", "/v1/leads/stats", "Content-Length: 00"))
+    assert r.status == 200, r
+    # Transfer-Encoding overrides Content-Length (RFC 9112 6.3): the chunked
+    # body is what counts, as libmicrohttpd reads it.
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    r = send_raw(ctx, head("POST", "/v1/leads", "Content-Length: 2000000",
+                           "Transfer-Encoding: chunked"), chunked)
+    assert r.status == 201, r
+    assert ctx.count_leads(t.id) == before + 2
 
 
 @test
