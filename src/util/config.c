@@ -58,6 +58,10 @@ static const cfg_option options[] = {
      OFF(max_connections_per_ip), "concurrent HTTP connections per client IP (0: no limit)"},
     {"connection-timeout-s", "TEKUP_CONNECTION_TIMEOUT_S", CFG_INT, S, 1, 3600, "30",
      OFF(connection_timeout_s), "close an idle HTTP connection after this long"},
+    {"request-timeout-s", "TEKUP_REQUEST_TIMEOUT_S", CFG_INT, S, 0, 3600, "60",
+     OFF(request_timeout_s),
+     "close a connection that has not sent a whole request (head and body) this long\n"
+     "after it opened or got its previous answer, however busy it keeps (0: no limit)"},
     {"shutdown-timeout-s", "TEKUP_SHUTDOWN_TIMEOUT_S", CFG_INT, S, 0, 600, "10",
      OFF(shutdown_timeout_s), "bound on finishing in-flight requests at shutdown"},
     {"database-url", "DATABASE_URL", CFG_STR, S | D, 0, 0, NULL, OFF(database_url),

@@ -29,6 +29,7 @@ typedef struct tk_config {
 	long max_connections;
 	long max_connections_per_ip;
 	long connection_timeout_s;
+	long request_timeout_s;
 	long shutdown_timeout_s;
 	char *database_url;          /* NULL: use the embedded cluster */
 	char *database_admin_url;    /* NULL: same as database_url, or embedded */
