@@ -4,6 +4,7 @@
 #include "db/pool.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -88,6 +89,36 @@ static void timespec_add_ms(struct timespec *ts, long ms)
 static bool timespec_before(const struct timespec *a, const struct timespec *b)
 {
 	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+long long db_clock_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+PGresult *db_get_result(PGconn *pg, long long deadline_ms, bool *late)
+{
+	while (PQisBusy(pg)) {
+		long long remaining = deadline_ms - db_clock_ms();
+		if (remaining <= 0) {
+			/* The answer may be waiting unread (the caller was reading
+			 * another connection): take it before giving up. */
+			if (PQconsumeInput(pg) != 1)
+				break; /* PQgetResult reports the failure */
+			if (!PQisBusy(pg))
+				break;
+			*late = true;
+			return NULL;
+		}
+		struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN};
+		if (poll(&pfd, 1, remaining > INT_MAX ? INT_MAX : (int)remaining) < 0)
+			continue;
+		if (PQconsumeInput(pg) != 1)
+			break; /* PQgetResult reports the failure */
+	}
+	return PQgetResult(pg);
 }
 
 tk_status db_connect(const char *conninfo, PGconn **out, tk_error *err)

@@ -78,6 +78,25 @@ const char *db_conn_statement_reserve(db_conn *conn, const char *sql, unsigned l
 /* Confirms (prepared ok) or forgets (prepare failed) a reserved name. */
 void db_conn_statement_settle(db_conn *conn, const char *name, bool prepared);
 
+/*
+ * Waiting for PostgreSQL with a deadline.  How long past its own
+ * statement_timeout we wait for PostgreSQL (or PgBouncer) to answer before
+ * giving the connection up: the server's timeout should fire first; the
+ * grace only catches a peer that stopped answering (a stopped or
+ * partitioned host, a hung pooler), which would otherwise hold a worker
+ * for good.
+ */
+#define DB_REPLY_GRACE_MS 2000
+/* Now, in ms on CLOCK_MONOTONIC: the clock of every deadline here. */
+long long db_clock_ms(void);
+/*
+ * PQgetResult, but not waiting past deadline_ms (db_clock_ms): NULL with
+ * *late set when the answer has not come by then (the connection is then
+ * unusable: an answer may still arrive).  Otherwise as PQgetResult, and
+ * *late is left alone.  An answer already received is taken even late.
+ */
+PGresult *db_get_result(PGconn *pg, long long deadline_ms, bool *late);
+
 /* Rolls back whatever transaction is open, so the connection can run the next
  * one (batch jobs run several on one connection); false if it is unusable. */
 bool db_conn_make_idle(db_conn *conn);

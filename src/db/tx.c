@@ -3,11 +3,9 @@
  */
 #include "db/tx.h"
 
-#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "util/log.h"
 
@@ -19,10 +17,6 @@ typedef struct tx_stmt {
 	PGresult *result;
 } tx_stmt;
 
-/* How long past statement_timeout we wait for PostgreSQL (or PgBouncer)
- * before giving the connection up: the server's own timeout should fire
- * first; this only catches a peer that stopped answering. */
-#define TX_REPLY_GRACE_MS 2000
 /* ROLLBACK (db_tx_flush_wal), BEGIN, two PgBouncer SET LOCALs, the
  * tenant's and the user's two: the most statements sent before a
  * transaction's own. */
@@ -168,38 +162,18 @@ static bool send_stmt(db_tx *tx, tx_stmt *s)
 	return PQsendQueryPrepared(pg, name, s->nparams, s->values, NULL, NULL, 0) == 1;
 }
 
-static long long monotonic_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* PQgetResult, but never blocking past the transaction's deadline; NULL and
  * a broken connection when the peer stops answering. */
 static PGresult *get_result(db_tx *tx, PGconn *pg)
 {
-	while (PQisBusy(pg)) {
-		long long remaining = tx->deadline_ms - monotonic_ms();
-		if (remaining <= 0) {
-			/* The answer may be waiting unread (the caller was reading
-			 * another connection): take it before giving up. */
-			if (PQconsumeInput(pg) != 1)
-				break; /* PQgetResult reports the failure */
-			if (!PQisBusy(pg))
-				break;
-			log_error("the database did not answer within the deadline; dropping the "
-			          "connection");
-			db_conn_mark_broken(tx->conn);
-			return NULL;
-		}
-		struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN};
-		if (poll(&pfd, 1, (int)remaining) < 0)
-			continue;
-		if (PQconsumeInput(pg) != 1)
-			break; /* PQgetResult reports the failure */
+	bool late = false;
+	PGresult *r = db_get_result(pg, tx->deadline_ms, &late);
+	if (late) {
+		log_error("the database did not answer within the deadline; dropping the "
+		          "connection");
+		db_conn_mark_broken(tx->conn);
 	}
-	return PQgetResult(pg);
+	return r;
 }
 
 /* Reads one command's results: keeps the first, discards the rest. */
@@ -268,7 +242,7 @@ tk_status db_tx_send(db_tx *tx, bool sync)
 		return TK_ERR;
 	}
 	tx->deadline_ms =
-	    monotonic_ms() + db_conn_statement_timeout_ms(tx->conn) + TX_REPLY_GRACE_MS;
+	    db_clock_ms() + db_conn_statement_timeout_ms(tx->conn) + DB_REPLY_GRACE_MS;
 	bool sent = true;
 	if (tx->rollback_first) {
 		sent = send_plain(pg, "ROLLBACK");
@@ -312,8 +286,8 @@ tk_status db_tx_send(db_tx *tx, bool sync)
 
 void db_tx_allow_batch(db_tx *tx, int ntx)
 {
-	tx->deadline_ms = monotonic_ms() + (long long)ntx * db_conn_statement_timeout_ms(tx->conn) +
-	                  TX_REPLY_GRACE_MS;
+	tx->deadline_ms = db_clock_ms() + (long long)ntx * db_conn_statement_timeout_ms(tx->conn) +
+	                  DB_REPLY_GRACE_MS;
 }
 
 void db_tx_abandon(db_tx *tx)
