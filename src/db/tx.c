@@ -32,6 +32,7 @@ typedef struct tx_stmt {
 struct db_tx {
 	db_conn *conn;
 	long long deadline_ms;
+	long long budget_ms; /* db_tx_budget_ms of what db_tx_send sent */
 	char tenant[40];
 	bool has_tenant;
 	char user[40];
@@ -227,6 +228,13 @@ tk_status db_tx_send(db_tx *tx, bool sync)
 	}
 	for (int i = 0; i < tx->nsent; i++)
 		tx->stmts[i].prepare_name = NULL; /* any earlier were settled or abandoned */
+	/* PostgreSQL times each statement on its own (from its Parse or Bind
+	 * to the end of its Execute), so a transaction may take up to
+	 * statement_timeout for every one that runs SQL of ours or of the
+	 * schema: the queued statements (with the session check and the flush
+	 * statement) and COMMIT, which fires deferred triggers.  BEGIN, the
+	 * SET LOCALs and a ROLLBACK run none, and are left to the grace. */
+	tx->budget_ms = (long long)(tx->nsent + 1) * db_conn_statement_timeout_ms(tx->conn);
 	if (PQstatus(pg) != CONNECTION_OK)
 		return TK_ERR;
 	if (tx->session_hash && (!tx->has_user || !tx->has_tenant || tx->nhidden != 1)) {
@@ -241,8 +249,7 @@ tk_status db_tx_send(db_tx *tx, bool sync)
 		log_error("a transaction with %d statements before its own", naux);
 		return TK_ERR;
 	}
-	tx->deadline_ms =
-	    db_clock_ms() + db_conn_statement_timeout_ms(tx->conn) + DB_REPLY_GRACE_MS;
+	tx->deadline_ms = db_clock_ms() + tx->budget_ms + DB_REPLY_GRACE_MS;
 	bool sent = true;
 	if (tx->rollback_first) {
 		sent = send_plain(pg, "ROLLBACK");
@@ -284,10 +291,14 @@ tk_status db_tx_send(db_tx *tx, bool sync)
 	return TK_OK;
 }
 
-void db_tx_allow_batch(db_tx *tx, int ntx)
+long long db_tx_budget_ms(const db_tx *tx)
 {
-	tx->deadline_ms = db_clock_ms() + (long long)ntx * db_conn_statement_timeout_ms(tx->conn) +
-	                  DB_REPLY_GRACE_MS;
+	return tx->budget_ms;
+}
+
+void db_tx_allow_batch(db_tx *tx, long long batch_budget_ms)
+{
+	tx->deadline_ms = db_clock_ms() + batch_budget_ms + DB_REPLY_GRACE_MS;
 }
 
 void db_tx_abandon(db_tx *tx)
