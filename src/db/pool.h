@@ -15,6 +15,10 @@
  * recheck_after_ms or more is checked (one non-blocking poll) before it is
  * handed out, so one that PostgreSQL closed while idle is replaced, not
  * failed on; after one is found dead, every acquire checks for as long.
+ * The pool never waits for PostgreSQL without a deadline (a new
+ * connection's set-up, a release's ROLLBACK: statement_timeout plus
+ * DB_REPLY_GRACE_MS): a peer that stops answering costs the request a 503
+ * and the pool the connection, never a worker for good.
  *
  * Thread-safe.  The pool owns its connections; an acquired db_conn is
  * borrowed by the caller until db_pool_release.
@@ -98,7 +102,9 @@ long long db_clock_ms(void);
 PGresult *db_get_result(PGconn *pg, long long deadline_ms, bool *late);
 
 /* Rolls back whatever transaction is open, so the connection can run the next
- * one (batch jobs run several on one connection); false if it is unusable. */
+ * one (batch jobs run several on one connection); false if it is unusable,
+ * or did not answer within statement_timeout plus DB_REPLY_GRACE_MS (then
+ * it is marked broken). */
 bool db_conn_make_idle(db_conn *conn);
 /* Marks a connection unusable (peer stopped answering): release closes it. */
 void db_conn_mark_broken(db_conn *conn);

@@ -7,9 +7,15 @@ into a duplicate), and still give up, in bounded time, on a peer that
 stopped answering.  Each test runs its own `tekup serve` and restores what
 it changed in the schema.
 """
+import http.client
 import json
+import os
+import signal
+import socket
+import struct
 import threading
 import time
+import uuid
 
 from harness import Server, assert_error, owner, test
 
@@ -144,3 +150,196 @@ def a_pipeline_of_writes_is_given_the_time_of_all_their_statements(ctx):
 
 def access_log(srv):
     return [json.loads(line) for line in srv.output().splitlines() if '"msg":"request"' in line]
+
+
+def find_backend(ctx, state, timeout):
+    """The pid of the one tekup_app backend in that state, waited for."""
+    import psycopg2
+    db = psycopg2.connect(host=ctx.socket_dir, dbname="tekup", user="postgres")
+    db.autocommit = True
+    try:
+        cur = db.cursor()
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE usename = 'tekup_app'"
+                        " AND state = %s", (state,))
+            pids = [row[0] for row in cur.fetchall()]
+            if pids:
+                assert len(pids) == 1, pids
+                return pids[0]
+            time.sleep(0.01)
+        return None
+    finally:
+        db.close()
+
+
+@test
+def a_connection_that_stops_answering_its_rollback_costs_no_worker(ctx):
+    """A write fails in the database (a foreign key) while a slow read of
+    the same batch is still running on another connection, so its
+    connection waits, aborted, for the ROLLBACK that releasing it sends;
+    its backend is stopped (SIGSTOP) meanwhile.  The ROLLBACK is given
+    statement_timeout plus the grace, then the connection is dropped: both
+    requests get their answers, and the worker, the server's only one,
+    serves the next request at once.  (Without the deadline the worker
+    waited in poll() for as long as the backend was stopped.)"""
+    slow, failing = ctx.new_tenant(), ctx.new_tenant()
+    srv = Server(ctx, ["--statement-timeout-ms", "2000", "--threads", "1", "--pool-size", "3"])
+    original = None
+    stopped = None
+    try:
+        r = ctx.http("POST", "/v1/leads", key=slow.key, port=srv.port, body={"name": "s"})
+        assert r.status == 201, r
+        lead = r.json["id"]
+        r = ctx.http("GET", "/v1/leads/stats", key=failing.key, port=srv.port)
+        assert r.status == 200, r
+        original = tenant_function_sleeping(ctx, {slow.id: 1.5})
+
+        def send(method, path, key, body=None):
+            conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+            conn.connect()  # now, so that only the request waits for later
+            out = {}
+
+            def run():
+                data = json.dumps(body) if body is not None else None
+                conn.request(method, path, body=data, headers={
+                    "X-Tenant-Key": key, "Content-Type": "application/json"})
+                resp = conn.getresponse()
+                out.update(status=resp.status, body=resp.read().decode(), at=time.time())
+                conn.close()
+            return threading.Thread(target=run), out
+
+        blocker, _ = send("GET", "/v1/leads/" + lead, slow.key)
+        read, read_out = send("GET", "/v1/leads/" + lead, slow.key)
+        write, write_out = send("POST", "/v1/leads", failing.key,
+                                {"name": "w", "assignedTo": str(uuid.uuid4())})
+        # The blocker holds the worker for 1.5 s; the read and the write
+        # arrive meanwhile and go to PostgreSQL together, each on its own
+        # connection: the write fails at once, the read takes 1.5 s.
+        blocker.start()
+        time.sleep(0.4)
+        read.start()
+        write.start()
+        stopped = find_backend(ctx, "idle in transaction (aborted)", 5)
+        assert stopped, "the failed write's connection was never seen waiting, aborted"
+        os.kill(stopped, signal.SIGSTOP)
+        t_stop = time.time()
+        give_up = time.time() + 1.5 + 2.0 + GRACE_S + 5.0
+        for th in (blocker, read, write):
+            th.join(max(0.1, give_up - time.time()))
+        assert read_out.get("status") == 200, (read_out, srv.output()[-2000:])
+        assert write_out.get("status") == 400, (write_out, srv.output()[-2000:])
+        assert json.loads(write_out["body"])["error"]["code"] == "invalid_reference", write_out
+        # The read ran 1.5 s after the stop at most; then the ROLLBACK waited.
+        assert write_out["at"] - t_stop < 1.5 + 2.0 + GRACE_S + 1.0, write_out["at"] - t_stop
+        t0 = time.time()
+        r = ctx.http("GET", "/v1/leads/stats", key=failing.key, port=srv.port, timeout=10)
+        assert r.status == 200 and time.time() - t0 < 1.0, (r, time.time() - t0)
+    finally:
+        if stopped:
+            os.kill(stopped, signal.SIGCONT)
+        if original:
+            owner(ctx, original)
+        rc = srv.stop()
+    out = srv.output()
+    assert rc == 0, out[-3000:]
+    assert "did not answer a ROLLBACK in time" in out, out[-3000:]
+
+
+class SilentPostgres:
+    """A TCP server that completes PostgreSQL's start-up (trust) and then
+    reads whatever it is sent and never answers: a peer that stopped
+    answering once connected."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _read(c, n):
+        buf = b""
+        while len(buf) < n:
+            b = c.recv(n - len(buf))
+            if not b:
+                raise OSError("closed")
+            buf += b
+        return buf
+
+    def _serve(self, c):
+        try:
+            while True:
+                n, code = struct.unpack("!ii", self._read(c, 8))
+                self._read(c, n - 8)
+                if code in (80877103, 80877104):  # SSLRequest, GSSENCRequest
+                    c.sendall(b"N")
+                    continue
+                break
+            msgs = [b"R" + struct.pack("!ii", 8, 0)]
+            for k, v in (("server_version", "15.0"), ("client_encoding", "UTF8"),
+                         ("standard_conforming_strings", "on"), ("integer_datetimes", "on")):
+                payload = k.encode() + b"\0" + v.encode() + b"\0"
+                msgs.append(b"S" + struct.pack("!i", 4 + len(payload)) + payload)
+            msgs.append(b"K" + struct.pack("!iii", 12, 4242, 1))
+            msgs.append(b"Z" + struct.pack("!i", 5) + b"I")
+            c.sendall(b"".join(msgs))
+            while c.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    def url(self):
+        return ("postgresql://tekup_app@127.0.0.1:%d/tekup?sslmode=disable&gssencmode=disable"
+                % self.port)
+
+    def stop(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+@test
+def a_database_that_stops_answering_at_connection_set_up_costs_no_worker(ctx):
+    """The request pool's URL leads to a peer that completes the start-up
+    and then never answers: each new connection's set-up (the pooler check,
+    first) is given statement_timeout plus the grace, then dropped.  The
+    server starts (its start-up checks go through the same pool) and
+    answers 503 database_unavailable with Retry-After, in bounded time,
+    request after request.  (Without the deadline the first check waited
+    for good and the server never listened.)"""
+    silent = SilentPostgres()
+    srv = None
+    try:
+        srv = Server(ctx, ["--statement-timeout-ms", "500", "--threads", "1",
+                           "--pool-size", "1"],
+                     env={"DATABASE_URL": silent.url(),
+                          "DATABASE_ADMIN_URL": "host=%s dbname=tekup user=tekup_owner"
+                          % ctx.socket_dir,
+                          "DATABASE_OPERATOR_URL": "host=%s dbname=tekup user=tekup_operator"
+                          % ctx.socket_dir})
+        for _ in range(3):
+            t0 = time.time()
+            r = ctx.http("GET", "/v1/leads", key="tk_" + "0" * 40, port=srv.port, timeout=30)
+            assert_error(r, 503, "database_unavailable")
+            assert r.header("Retry-After") == "1", r.headers
+            assert time.time() - t0 < 0.5 + GRACE_S + 1.0, time.time() - t0
+            time.sleep(2.1)  # past the reconnect backoff, so it connects again
+    finally:
+        rc = srv.stop() if srv else None
+        silent.stop()
+    out = srv.output()
+    assert rc == 0, out[-3000:]
+    assert "connection set-up: the database did not answer in time" in out, out[-3000:]
