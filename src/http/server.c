@@ -922,9 +922,13 @@ static void pipeline_receive(db_pool *pool, batch_pipeline *p, int nsent, bool *
 	bool lost = nsent < p->n, failed = false;
 	int nheld = 0; /* deferred writes that committed, awaiting the flush */
 	/* Deadlines run from now, not from the send: this worker may have
-	 * spent a while reading the pipelines before this one. */
+	 * spent a while reading the pipelines before this one.  Every tx waits
+	 * for them all, as the first answer comes after the Sync. */
+	long long budget_ms = 0;
 	for (int k = 0; k < nsent; k++)
-		db_tx_allow_batch(((coalesced *)p->reqs[k]->coalesced)->tx, nsent);
+		budget_ms += db_tx_budget_ms(((coalesced *)p->reqs[k]->coalesced)->tx);
+	for (int k = 0; k < nsent; k++)
+		db_tx_allow_batch(((coalesced *)p->reqs[k]->coalesced)->tx, budget_ms);
 	int i = 0;
 	for (; i < nsent && !lost; i++) {
 		coalesced *c = p->reqs[i]->coalesced;
