@@ -31,8 +31,8 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/san/unit/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_LIB_SRCS := src/util/alloc.c src/util/arena.c src/util/buf.c src/util/error.c src/util/log.c \
-                 src/util/validate.c src/leads/lead_input.c src/leads/cursor.c \
-                 src/http/client_addr.c
+                 src/util/validate.c src/util/json_span.c src/leads/lead_input.c \
+                 src/leads/cursor.c src/http/client_addr.c
 FUZZ_SECONDS ?= 10
 
 .PHONY: all san unit run test lint format clean bench fuzz

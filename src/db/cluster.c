@@ -82,21 +82,43 @@ static int run_program(const run_as *who, const char *cwd, char *const argv[], c
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/*
+ * Makes path a private directory of the user PostgreSQL runs as.  It may
+ * already exist, but then only as a real directory (not a symbolic link)
+ * that is ours or that user's: the socket directory can fall back to /tmp,
+ * where anyone could have made it first, and chown/chmod must not be turned
+ * on someone else's file.  Hence the changes go through a descriptor
+ * opened without following links.
+ */
 static tk_status make_dir(const char *path, const run_as *who)
 {
 	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
 		log_error("cannot create %s: %s", path, strerror(errno));
 		return TK_ERR;
 	}
-	if (who->switch_user && chown(path, who->uid, who->gid) != 0) {
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		log_error("%s is not a directory of its own (a symbolic link?): %s; remove it",
+		          path, strerror(errno));
+		return TK_ERR;
+	}
+	struct stat st;
+	tk_status result = TK_ERR;
+	if (fstat(fd, &st) != 0) {
+		log_error("cannot inspect %s: %s", path, strerror(errno));
+	} else if (st.st_uid != geteuid() && !(who->switch_user && st.st_uid == who->uid)) {
+		log_error("%s belongs to another user (uid %u); remove it or choose another "
+		          "--data-dir",
+		          path, (unsigned)st.st_uid);
+	} else if (who->switch_user && fchown(fd, who->uid, who->gid) != 0) {
 		log_error("cannot hand %s to the postgres user: %s", path, strerror(errno));
-		return TK_ERR;
-	}
-	if (chmod(path, 0700) != 0) {
+	} else if (fchmod(fd, 0700) != 0) {
 		log_error("cannot restrict %s to its owner: %s", path, strerror(errno));
-		return TK_ERR;
+	} else {
+		result = TK_OK;
 	}
-	return TK_OK;
+	close(fd);
+	return result;
 }
 
 static tk_status resolve_paths(const char *data_dir, tk_cluster *c)

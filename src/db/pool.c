@@ -4,6 +4,7 @@
 #include "db/pool.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -90,6 +91,36 @@ static bool timespec_before(const struct timespec *a, const struct timespec *b)
 	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
 }
 
+long long db_clock_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+PGresult *db_get_result(PGconn *pg, long long deadline_ms, bool *late)
+{
+	while (PQisBusy(pg)) {
+		long long remaining = deadline_ms - db_clock_ms();
+		if (remaining <= 0) {
+			/* The answer may be waiting unread (the caller was reading
+			 * another connection): take it before giving up. */
+			if (PQconsumeInput(pg) != 1)
+				break; /* PQgetResult reports the failure */
+			if (!PQisBusy(pg))
+				break;
+			*late = true;
+			return NULL;
+		}
+		struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN};
+		if (poll(&pfd, 1, remaining > INT_MAX ? INT_MAX : (int)remaining) < 0)
+			continue;
+		if (PQconsumeInput(pg) != 1)
+			break; /* PQgetResult reports the failure */
+	}
+	return PQgetResult(pg);
+}
+
 tk_status db_connect(const char *conninfo, PGconn **out, tk_error *err)
 {
 	/* Our defaults first, so values in the user's URL override them. */
@@ -112,6 +143,41 @@ tk_status db_connect(const char *conninfo, PGconn **out, tk_error *err)
 }
 
 /*
+ * Reads the results of what was just sent on a connection being set up
+ * (sent: what PQsendQuery or PQsendPrepare returned; not yet in pipeline
+ * mode, so the last result is followed by NULL), waiting no later than
+ * deadline_ms: TK_OK when there was one at least and each had status want.
+ * The last is left in *last (owned by the caller) when last is not NULL.
+ * Logs why not.
+ */
+static tk_status setup_results(PGconn *pg, int sent, long long deadline_ms, ExecStatusType want,
+                               PGresult **last)
+{
+	if (sent != 1) {
+		log_error("connection set-up failed: %s", PQerrorMessage(pg));
+		return TK_ERR;
+	}
+	bool late = false, ok = true, any = false;
+	PGresult *r, *kept = NULL;
+	while ((r = db_get_result(pg, deadline_ms, &late)) != NULL) {
+		any = true;
+		if (PQresultStatus(r) != want)
+			ok = false;
+		PQclear(kept);
+		kept = r;
+	}
+	if (late)
+		log_error("connection set-up: the database did not answer in time");
+	else if (!ok || !any)
+		log_error("connection set-up failed: %s", PQerrorMessage(pg));
+	if (late || !ok || !any || last == NULL)
+		PQclear(kept);
+	else
+		*last = kept;
+	return !late && ok && any ? TK_OK : TK_ERR;
+}
+
+/*
  * Whether a pooler (PgBouncer, in any pool mode) stands between us and
  * PostgreSQL.  A pooler answers the start-up itself, with a cancel key of
  * its own, so the backend pid libpq was given is not the pid of the backend
@@ -120,14 +186,14 @@ tk_status db_connect(const char *conninfo, PGconn **out, tk_error *err)
  * backend that other clients share, and a statement prepared on one backend
  * is missing, or already there, on the next.
  */
-static tk_status behind_pooler(PGconn *pg, bool *pooled)
+static tk_status behind_pooler(PGconn *pg, long long deadline_ms, bool *pooled)
 {
-	PGresult *r = PQexec(pg, "SELECT pg_backend_pid()");
-	bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+	PGresult *r = NULL;
+	bool ok = setup_results(pg, PQsendQuery(pg, "SELECT pg_backend_pid()"), deadline_ms,
+	                        PGRES_TUPLES_OK, &r) == TK_OK &&
+	          PQntuples(r) == 1;
 	if (ok)
 		*pooled = strtol(PQgetvalue(r, 0, 0), NULL, 10) != PQbackendPID(pg);
-	else
-		log_error("connection set-up failed: %s", PQerrorMessage(pg));
 	PQclear(r);
 	return ok ? TK_OK : TK_ERR;
 }
@@ -137,9 +203,13 @@ static tk_status conn_open(db_pool *pool, int slot, db_conn **out, tk_error *err
 	PGconn *pg = NULL;
 	if (db_connect(pool->conninfo, &pg, err) != TK_OK)
 		return TK_ERR;
+	/* The set-up is trivial work: it gets one statement_timeout, plus the
+	 * grace, in all, so that a peer that stops answering (a stopped host,
+	 * a pooler with no backend to give) costs a 503, not a worker. */
+	long long deadline_ms = db_clock_ms() + pool->statement_timeout_ms + DB_REPLY_GRACE_MS;
 	bool unnamed = pool->unnamed;
 	if (!unnamed) {
-		if (behind_pooler(pg, &unnamed) != TK_OK) {
+		if (behind_pooler(pg, deadline_ms, &unnamed) != TK_OK) {
 			PQfinish(pg);
 			return tk_error_database_unavailable(err);
 		}
@@ -162,20 +232,17 @@ static tk_status conn_open(db_pool *pool, int slot, db_conn **out, tk_error *err
 		         "SET statement_timeout = %d; SET TimeZone = 'UTC';"
 		         " SET plan_cache_mode = force_generic_plan; SET jit = off",
 		         pool->statement_timeout_ms);
-		PGresult *r = PQexec(pg, sql);
-		bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-		PQclear(r);
+		bool ok = setup_results(pg, PQsendQuery(pg, sql), deadline_ms, PGRES_COMMAND_OK,
+		                        NULL) == TK_OK;
 		/* Every transaction's BEGIN and COMMIT, parsed once per session
 		 * rather than once per request (see tx.c). */
 		static const char *const control[][2] = {{DB_STMT_BEGIN, "BEGIN"},
 		                                         {DB_STMT_COMMIT, "COMMIT"}};
-		for (size_t i = 0; ok && i < TK_ARRAY_LEN(control); i++) {
-			r = PQprepare(pg, control[i][0], control[i][1], 0, NULL);
-			ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-			PQclear(r);
-		}
+		for (size_t i = 0; ok && i < TK_ARRAY_LEN(control); i++)
+			ok = setup_results(pg,
+			                   PQsendPrepare(pg, control[i][0], control[i][1], 0, NULL),
+			                   deadline_ms, PGRES_COMMAND_OK, NULL) == TK_OK;
 		if (!ok) {
-			log_error("connection set-up failed: %s", PQerrorMessage(pg));
 			PQfinish(pg);
 			return tk_error_database_unavailable(err);
 		}
@@ -378,16 +445,25 @@ bool db_conn_make_idle(db_conn *c)
 	if (PQsendQueryParams(c->pg, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
 	    PQpipelineSync(c->pg) != 1)
 		return false;
-	bool ok = false;
+	/* A ROLLBACK is quick, but the peer may have stopped answering: a
+	 * connection that does not answer in time is given up, not waited on
+	 * with the worker. */
+	long long deadline_ms = db_clock_ms() + c->statement_timeout_ms + DB_REPLY_GRACE_MS;
+	bool ok = false, late = false;
 	PGresult *r;
-	while ((r = PQgetResult(c->pg)) != NULL) {
+	while ((r = db_get_result(c->pg, deadline_ms, &late)) != NULL) {
 		if (PQresultStatus(r) == PGRES_COMMAND_OK)
 			ok = true;
 		PQclear(r);
 	}
-	r = PQgetResult(c->pg); /* the sync */
+	r = late ? NULL : db_get_result(c->pg, deadline_ms, &late); /* the sync */
 	bool synced = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
 	PQclear(r);
+	if (late) {
+		log_error("the database did not answer a ROLLBACK in time; dropping the "
+		          "connection");
+		c->broken = true;
+	}
 	return ok && synced && PQtransactionStatus(c->pg) == PQTRANS_IDLE;
 }
 

@@ -15,6 +15,10 @@
  * recheck_after_ms or more is checked (one non-blocking poll) before it is
  * handed out, so one that PostgreSQL closed while idle is replaced, not
  * failed on; after one is found dead, every acquire checks for as long.
+ * The pool never waits for PostgreSQL without a deadline (a new
+ * connection's set-up, a release's ROLLBACK: statement_timeout plus
+ * DB_REPLY_GRACE_MS): a peer that stops answering costs the request a 503
+ * and the pool the connection, never a worker for good.
  *
  * Thread-safe.  The pool owns its connections; an acquired db_conn is
  * borrowed by the caller until db_pool_release.
@@ -78,8 +82,29 @@ const char *db_conn_statement_reserve(db_conn *conn, const char *sql, unsigned l
 /* Confirms (prepared ok) or forgets (prepare failed) a reserved name. */
 void db_conn_statement_settle(db_conn *conn, const char *name, bool prepared);
 
+/*
+ * Waiting for PostgreSQL with a deadline.  How long past its own
+ * statement_timeout we wait for PostgreSQL (or PgBouncer) to answer before
+ * giving the connection up: the server's timeout should fire first; the
+ * grace only catches a peer that stopped answering (a stopped or
+ * partitioned host, a hung pooler), which would otherwise hold a worker
+ * for good.
+ */
+#define DB_REPLY_GRACE_MS 2000
+/* Now, in ms on CLOCK_MONOTONIC: the clock of every deadline here. */
+long long db_clock_ms(void);
+/*
+ * PQgetResult, but not waiting past deadline_ms (db_clock_ms): NULL with
+ * *late set when the answer has not come by then (the connection is then
+ * unusable: an answer may still arrive).  Otherwise as PQgetResult, and
+ * *late is left alone.  An answer already received is taken even late.
+ */
+PGresult *db_get_result(PGconn *pg, long long deadline_ms, bool *late);
+
 /* Rolls back whatever transaction is open, so the connection can run the next
- * one (batch jobs run several on one connection); false if it is unusable. */
+ * one (batch jobs run several on one connection); false if it is unusable,
+ * or did not answer within statement_timeout plus DB_REPLY_GRACE_MS (then
+ * it is marked broken). */
 bool db_conn_make_idle(db_conn *conn);
 /* Marks a connection unusable (peer stopped answering): release closes it. */
 void db_conn_mark_broken(db_conn *conn);

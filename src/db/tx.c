@@ -3,11 +3,9 @@
  */
 #include "db/tx.h"
 
-#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "util/log.h"
 
@@ -19,10 +17,6 @@ typedef struct tx_stmt {
 	PGresult *result;
 } tx_stmt;
 
-/* How long past statement_timeout we wait for PostgreSQL (or PgBouncer)
- * before giving the connection up: the server's own timeout should fire
- * first; this only catches a peer that stopped answering. */
-#define TX_REPLY_GRACE_MS 2000
 /* ROLLBACK (db_tx_flush_wal), BEGIN, two PgBouncer SET LOCALs, the
  * tenant's and the user's two: the most statements sent before a
  * transaction's own. */
@@ -38,6 +32,7 @@ typedef struct tx_stmt {
 struct db_tx {
 	db_conn *conn;
 	long long deadline_ms;
+	long long budget_ms; /* db_tx_budget_ms of what db_tx_send sent */
 	char tenant[40];
 	bool has_tenant;
 	char user[40];
@@ -168,38 +163,18 @@ static bool send_stmt(db_tx *tx, tx_stmt *s)
 	return PQsendQueryPrepared(pg, name, s->nparams, s->values, NULL, NULL, 0) == 1;
 }
 
-static long long monotonic_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* PQgetResult, but never blocking past the transaction's deadline; NULL and
  * a broken connection when the peer stops answering. */
 static PGresult *get_result(db_tx *tx, PGconn *pg)
 {
-	while (PQisBusy(pg)) {
-		long long remaining = tx->deadline_ms - monotonic_ms();
-		if (remaining <= 0) {
-			/* The answer may be waiting unread (the caller was reading
-			 * another connection): take it before giving up. */
-			if (PQconsumeInput(pg) != 1)
-				break; /* PQgetResult reports the failure */
-			if (!PQisBusy(pg))
-				break;
-			log_error("the database did not answer within the deadline; dropping the "
-			          "connection");
-			db_conn_mark_broken(tx->conn);
-			return NULL;
-		}
-		struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN};
-		if (poll(&pfd, 1, (int)remaining) < 0)
-			continue;
-		if (PQconsumeInput(pg) != 1)
-			break; /* PQgetResult reports the failure */
+	bool late = false;
+	PGresult *r = db_get_result(pg, tx->deadline_ms, &late);
+	if (late) {
+		log_error("the database did not answer within the deadline; dropping the "
+		          "connection");
+		db_conn_mark_broken(tx->conn);
 	}
-	return PQgetResult(pg);
+	return r;
 }
 
 /* Reads one command's results: keeps the first, discards the rest. */
@@ -253,6 +228,13 @@ tk_status db_tx_send(db_tx *tx, bool sync)
 	}
 	for (int i = 0; i < tx->nsent; i++)
 		tx->stmts[i].prepare_name = NULL; /* any earlier were settled or abandoned */
+	/* PostgreSQL times each statement on its own (from its Parse or Bind
+	 * to the end of its Execute), so a transaction may take up to
+	 * statement_timeout for every one that runs SQL of ours or of the
+	 * schema: the queued statements (with the session check and the flush
+	 * statement) and COMMIT, which fires deferred triggers.  BEGIN, the
+	 * SET LOCALs and a ROLLBACK run none, and are left to the grace. */
+	tx->budget_ms = (long long)(tx->nsent + 1) * db_conn_statement_timeout_ms(tx->conn);
 	if (PQstatus(pg) != CONNECTION_OK)
 		return TK_ERR;
 	if (tx->session_hash && (!tx->has_user || !tx->has_tenant || tx->nhidden != 1)) {
@@ -267,8 +249,7 @@ tk_status db_tx_send(db_tx *tx, bool sync)
 		log_error("a transaction with %d statements before its own", naux);
 		return TK_ERR;
 	}
-	tx->deadline_ms =
-	    monotonic_ms() + db_conn_statement_timeout_ms(tx->conn) + TX_REPLY_GRACE_MS;
+	tx->deadline_ms = db_clock_ms() + tx->budget_ms + DB_REPLY_GRACE_MS;
 	bool sent = true;
 	if (tx->rollback_first) {
 		sent = send_plain(pg, "ROLLBACK");
@@ -310,10 +291,14 @@ tk_status db_tx_send(db_tx *tx, bool sync)
 	return TK_OK;
 }
 
-void db_tx_allow_batch(db_tx *tx, int ntx)
+long long db_tx_budget_ms(const db_tx *tx)
 {
-	tx->deadline_ms = monotonic_ms() + (long long)ntx * db_conn_statement_timeout_ms(tx->conn) +
-	                  TX_REPLY_GRACE_MS;
+	return tx->budget_ms;
+}
+
+void db_tx_allow_batch(db_tx *tx, long long batch_budget_ms)
+{
+	tx->deadline_ms = db_clock_ms() + batch_budget_ms + DB_REPLY_GRACE_MS;
 }
 
 void db_tx_abandon(db_tx *tx)

@@ -115,11 +115,27 @@ bool db_tx_flush_failed(const db_tx *tx);
  */
 tk_status db_tx_flush_wal(db_conn *conn, tk_error *err) TK_MUST_CHECK;
 tk_status db_tx_send(db_tx *tx, bool sync) TK_MUST_CHECK;
-/* How long to wait for a batched tx's results, from now, when ntx were
- * sent in its pipeline: PostgreSQL holds a pipeline's results until its
- * Sync, so the first answer comes only when the last transaction has run.
- * (db_tx_send allows one transaction's statement_timeout plus a grace.) */
-void db_tx_allow_batch(db_tx *tx, int ntx);
+/*
+ * How long PostgreSQL may legitimately take to run what the last
+ * db_tx_send sent, in ms: statement_timeout applies to each statement on
+ * its own, so it is statement_timeout times the statements that run SQL
+ * (the queued ones, the session check, the flush statement and COMMIT;
+ * not BEGIN, the SET LOCALs or a ROLLBACK, which are left to the grace).
+ * db_tx_send gives a tx that has its own Sync (db_tx_run) this budget plus
+ * DB_REPLY_GRACE_MS, from the send, to answer; past that its connection is
+ * taken for dead (503 database_unavailable), though the transaction may
+ * still commit: the budget must never be shorter than PostgreSQL may take.
+ */
+long long db_tx_budget_ms(const db_tx *tx);
+/*
+ * How long to wait for a batched tx's results, from now: batch_budget_ms
+ * is the sum of db_tx_budget_ms over every tx sent in its pipeline up to
+ * its Sync, as PostgreSQL holds a pipeline's results until the Sync, so
+ * the first answer comes only when the last transaction has run; plus
+ * DB_REPLY_GRACE_MS.  For each tx of the pipeline before reading the
+ * first.
+ */
+void db_tx_allow_batch(db_tx *tx, long long batch_budget_ms);
 /* For a tx that was sent but whose results will never be read (its
  * connection is lost): forgets the statement names it reserved there. */
 void db_tx_abandon(db_tx *tx);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/json_span.h"
 #include "util/validate.h"
 
 json_t *tk_json_body(tk_request *req, const char *const *allowed, tk_error *err)
@@ -14,8 +15,15 @@ json_t *tk_json_body(tk_request *req, const char *const *allowed, tk_error *err)
 		tk_error_set(err, 400, "invalid_json", NULL, "the request body is empty");
 		return NULL;
 	}
+	if (tk_json_compact_length(req->body.data, req->body.len) > TK_JSON_MAX_BYTES) {
+		tk_error_set(err, 413, "payload_too_large", NULL,
+		             "the JSON body exceeds %d bytes without its whitespace",
+		             TK_JSON_MAX_BYTES);
+		return NULL;
+	}
 	json_error_t jerr;
-	json_t *root = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *root = json_loadb(req->body.data, req->body.len,
+	                          JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (root == NULL) {
 		tk_error_set(err, 400, "invalid_json", NULL,
 		             "the body is not valid JSON (line %d, column %d)", jerr.line,

@@ -67,6 +67,27 @@ typedef struct incoming_conn {
 	socklen_t addrlen;
 } incoming_conn;
 
+/*
+ * A connection's clock for the request deadline (--request-timeout-s):
+ * libmicrohttpd's own timeout counts only inactivity, so a client sending a
+ * byte a second would hold its connection for ever.  From the connection's
+ * start, or its previous answer, the next request must have arrived whole
+ * within the deadline; while it is being answered the clock stops.  A
+ * worker checks its connections' clocks once a second (sweep_clocks) and
+ * shuts down the socket of any that is late, which libmicrohttpd then
+ * closes as a client gone.  Owned by the worker's thread: made and linked
+ * when libmicrohttpd starts the connection, freed when it closes it.
+ */
+typedef struct conn_clock {
+	struct conn_clock *prev, *next;
+	struct MHD_Connection *connection;
+	long long since_ms; /* CLOCK_MONOTONIC: opened, or last answered */
+	bool answering;     /* the request is whole: being answered */
+	bool cut;           /* shut down for being late */
+} conn_clock;
+
+#define SERVER_SWEEP_INTERVAL_MS 1000
+
 /* A request whose transaction waits in its worker's batch. */
 typedef struct coalesced {
 	db_tx *tx;
@@ -98,9 +119,18 @@ typedef struct server_worker {
 
 	/* The worker thread's own. */
 	bool adding_started; /* MHD_add_connection got as far as STARTED */
+	conn_clock *clocks;  /* its open connections */
+	long long next_sweep_ms;
 	tk_request *batch[SERVER_BATCH_MAX];
 	int nbatch;
 } server_worker;
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* The worker whose thread this is (NULL on other threads). */
 static __thread server_worker *current_worker;
@@ -268,14 +298,29 @@ static tk_request *request_new(struct MHD_Connection *connection, const char *ur
 	return req;
 }
 
+/*
+ * The body size a request declares: its Content-Length as a number (leading
+ * zeros allowed; LLONG_MAX past 12 digits, more than any limit), or 0 when it
+ * has none, or has a Transfer-Encoding, which overrides it (RFC 9112 6.3)
+ * and whose body is measured as it arrives.  libmicrohttpd has already
+ * refused a Content-Length that is not a number.
+ */
+static long long declared_body_size(tk_request *req)
+{
+	const char *cl = tk_request_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl == NULL || tk_request_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+		return 0;
+	while (*cl == '0' && cl[1] != '\0')
+		cl++;
+	return strlen(cl) > 12 ? LLONG_MAX : atoll(cl);
+}
+
 static bool request_has_body(tk_request *req)
 {
 	if (req->body.len > 0 || req->body_too_large)
 		return true;
-	const char *cl = tk_request_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (cl && strcmp(cl, "0") != 0)
-		return true;
-	return tk_request_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+	return declared_body_size(req) > 0 ||
+	       tk_request_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
 }
 
 static bool content_type_is_json(const char *ct)
@@ -496,9 +541,19 @@ static tk_status dispatch(tk_server *srv, tk_request *req, tk_response *res, tk_
 	}
 }
 
+static conn_clock *clock_of(struct MHD_Connection *connection)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
 static enum MHD_Result respond(tk_server *srv, struct MHD_Connection *connection, tk_request *req,
                                const tk_error *preset)
 {
+	conn_clock *clock = clock_of(connection);
+	if (clock)
+		clock->answering = true;
 	tk_error err = {0};
 	tk_response res = {0};
 	tk_status st;
@@ -591,10 +646,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 		req->path_refused = path_refused;
 		*con_cls = req;
 		atomic_fetch_add(&srv->in_flight, 1);
-		const char *cl = tk_request_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-		long long declared = 0;
-		if (cl)
-			declared = strlen(cl) > 12 ? LLONG_MAX : atoll(cl);
+		long long declared = declared_body_size(req);
 		if (declared > TK_BODY_MAX_BYTES) {
 			req->body_too_large = true;
 			/* A modest excess is read and discarded so that any client can
@@ -654,11 +706,15 @@ static void leave_batch(tk_request *req)
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-	(void)connection;
 	(void)toe;
 	tk_server *srv = cls;
 	tk_request *req = *con_cls;
 	*con_cls = NULL;
+	conn_clock *clock = clock_of(connection);
+	if (clock) { /* the next request's time starts now */
+		clock->since_ms = now_ms();
+		clock->answering = false;
+	}
 	if (req == NULL || (void *)req == &path_refused_mark) /* on_request never saw it */
 		return;
 	struct timespec now;
@@ -688,12 +744,32 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
 static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-	(void)socket_context;
 	server_worker *worker = cls;
-	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
 		worker->adding_started = true;
+		conn_clock *clock = tk_calloc(1, sizeof *clock);
+		clock->connection = connection;
+		clock->since_ms = now_ms();
+		clock->next = worker->clocks;
+		if (worker->clocks)
+			worker->clocks->prev = clock;
+		worker->clocks = clock;
+		*socket_context = clock;
+		return;
+	}
 	if (toe != MHD_CONNECTION_NOTIFY_CLOSED)
 		return;
+	conn_clock *clock = *socket_context;
+	if (clock) {
+		if (clock->prev)
+			clock->prev->next = clock->next;
+		else
+			worker->clocks = clock->next;
+		if (clock->next)
+			clock->next->prev = clock->prev;
+		free(clock);
+		*socket_context = NULL;
+	}
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	tk_listener_release(worker->server->listener, worker->index,
@@ -868,9 +944,13 @@ static void pipeline_receive(db_pool *pool, batch_pipeline *p, int nsent, bool *
 	bool lost = nsent < p->n, failed = false;
 	int nheld = 0; /* deferred writes that committed, awaiting the flush */
 	/* Deadlines run from now, not from the send: this worker may have
-	 * spent a while reading the pipelines before this one. */
+	 * spent a while reading the pipelines before this one.  Every tx waits
+	 * for them all, as the first answer comes after the Sync. */
+	long long budget_ms = 0;
 	for (int k = 0; k < nsent; k++)
-		db_tx_allow_batch(((coalesced *)p->reqs[k]->coalesced)->tx, nsent);
+		budget_ms += db_tx_budget_ms(((coalesced *)p->reqs[k]->coalesced)->tx);
+	for (int k = 0; k < nsent; k++)
+		db_tx_allow_batch(((coalesced *)p->reqs[k]->coalesced)->tx, budget_ms);
 	int i = 0;
 	for (; i < nsent && !lost; i++) {
 		coalesced *c = p->reqs[i]->coalesced;
@@ -1047,15 +1127,45 @@ static void take_incoming(server_worker *w)
 	free(list);
 }
 
-/* How long the worker may sleep: until libmicrohttpd's next timeout or
- * until its deferred access lines are due, whichever comes first. */
-static int worker_timeout_ms(server_worker *w)
+/* Shuts down the sockets of connections past the request deadline (see
+ * conn_clock); libmicrohttpd closes them in its next run. */
+static void sweep_clocks(server_worker *w, long long now)
+{
+	long long limit_ms = w->server->app->cfg->request_timeout_s * 1000LL;
+	w->next_sweep_ms = now + SERVER_SWEEP_INTERVAL_MS;
+	if (limit_ms <= 0)
+		return;
+	int cut = 0;
+	for (conn_clock *c = w->clocks; c; c = c->next) {
+		if (c->answering || c->cut || now - c->since_ms <= limit_ms)
+			continue;
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(c->connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (ci && shutdown(ci->connect_fd, SHUT_RDWR) == 0) {
+			c->cut = true;
+			cut++;
+		}
+	}
+	if (cut > 0)
+		log_warn("http: closed %d connection%s that sent no whole request within %lds", cut,
+		         cut == 1 ? "" : "s", w->server->app->cfg->request_timeout_s);
+}
+
+/* How long the worker may sleep: until libmicrohttpd's next timeout, its
+ * deferred access lines are due, or its connections' clocks are checked,
+ * whichever comes first. */
+static int worker_timeout_ms(server_worker *w, long long now)
 {
 	MHD_UNSIGNED_LONG_LONG t;
 	int ms = MHD_get_timeout(w->daemon, &t) != MHD_YES ? -1 : t > 60000 ? 60000 : (int)t;
 	int log_due = tk_log_flush_due_ms();
 	if (log_due >= 0 && (ms < 0 || log_due < ms))
 		ms = log_due;
+	if (w->clocks) {
+		long long sweep_due = w->next_sweep_ms > now ? w->next_sweep_ms - now : 0;
+		if (ms < 0 || sweep_due < ms)
+			ms = (int)sweep_due;
+	}
 	return ms;
 }
 
@@ -1076,6 +1186,9 @@ static void *worker_main(void *arg)
 	while (!atomic_load(&w->stopping)) {
 		if (tk_log_flush_due_ms() == 0)
 			tk_log_flush();
+		long long now = now_ms();
+		if (now >= w->next_sweep_ms)
+			sweep_clocks(w, now);
 		if (w->nbatch > 0) {
 			/* A batch is ready: no wait, and no epoll_wait either (its
 			 * only news would be a hand-over, which the flag tells). */
@@ -1086,11 +1199,11 @@ static void *worker_main(void *arg)
 			continue;
 		}
 		struct epoll_event ev[2];
-		int n = epoll_wait(w->epoll_fd, ev, 2, worker_timeout_ms(w));
+		int n = epoll_wait(w->epoll_fd, ev, 2, worker_timeout_ms(w, now));
 		if (n < 0 && errno != EINTR) {
-			time_t now = time(NULL);
-			if (now != last_error_log) {
-				last_error_log = now;
+			time_t second = time(NULL);
+			if (second != last_error_log) {
+				last_error_log = second;
 				log_error("http: worker %u: epoll_wait: %s", w->index,
 				          strerror(errno));
 			}

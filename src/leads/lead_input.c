@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/json_span.h"
 #include "util/validate.h"
 
 typedef struct input_rule {
@@ -48,7 +49,15 @@ static int rule_index(const char *key)
 	return -1;
 }
 
-static tk_status check_value(tk_arena *arena, int idx, json_t *v, lead_input *out, tk_error *err)
+/* The body being checked: customFields is passed on as the client wrote
+ * it (json_span.h says why). */
+typedef struct body_text {
+	const char *data;
+	size_t len;
+} body_text;
+
+static tk_status check_value(tk_arena *arena, const body_text *body, int idx, json_t *v,
+                             lead_input *out, tk_error *err)
 {
 	const input_rule *r = &rules[idx];
 	out->present[idx] = true;
@@ -61,18 +70,16 @@ static tk_status check_value(tk_arena *arena, int idx, json_t *v, lead_input *ou
 	if (idx == LEAD_IN_CUSTOM_FIELDS) {
 		if (!json_is_object(v))
 			return tk_error_invalid(err, r->name, "customFields must be a JSON object");
-		char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-		if (text == NULL)
-			return tk_error_invalid(err, r->name, "customFields cannot be encoded");
-		size_t n = strlen(text);
-		tk_status st = TK_OK;
-		if (n > LEAD_CUSTOM_FIELDS_MAX_BYTES)
-			st = tk_error_invalid(err, r->name, "customFields must be at most %d bytes",
-			                      LEAD_CUSTOM_FIELDS_MAX_BYTES);
-		else
-			out->value[idx] = tk_arena_strndup(arena, text, n);
-		free(text);
-		return st;
+		const char *text;
+		size_t n;
+		if (!tk_json_member_span(body->data, body->len, r->name, &text, &n))
+			return tk_error_invalid(err, r->name, "customFields cannot be read");
+		if (tk_json_compact_length(text, n) > LEAD_CUSTOM_FIELDS_MAX_BYTES)
+			return tk_error_invalid(err, r->name,
+			                        "customFields must be at most %d bytes",
+			                        LEAD_CUSTOM_FIELDS_MAX_BYTES);
+		out->value[idx] = tk_arena_strndup(arena, text, n);
+		return TK_OK;
 	}
 	if (!json_is_string(v))
 		return tk_error_invalid(err, r->name, "%s must be a string", r->name);
@@ -113,12 +120,24 @@ tk_status lead_input_parse(tk_arena *arena, const char *body, size_t len, bool f
 	memset(out, 0, sizeof *out);
 	if (len == 0)
 		return tk_error_set(err, 400, "invalid_json", NULL, "the request body is empty");
+	if (tk_json_compact_length(body, len) > LEAD_BODY_MAX_COMPACT_BYTES)
+		return tk_error_set(err, 413, "payload_too_large", NULL,
+		                    "the JSON body exceeds %d bytes without its whitespace",
+		                    LEAD_BODY_MAX_COMPACT_BYTES);
 	json_error_t jerr;
-	json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	/* Numbers as doubles: jansson refuses an integer beyond 64 bits, which
+	 * customFields may hold (PostgreSQL stores it exactly, from the text). */
+	json_t *root = json_loadb(
+	    body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY, &jerr);
+	if (root == NULL && strstr(jerr.text, "overflow"))
+		return tk_error_set(err, 400, "invalid_json", NULL,
+		                    "a number in the body is too large (line %d, column %d)",
+		                    jerr.line, jerr.column);
 	if (root == NULL)
 		return tk_error_set(err, 400, "invalid_json", NULL,
 		                    "the body is not valid JSON (line %d, column %d)", jerr.line,
 		                    jerr.column);
+	body_text text = {body, len};
 	tk_status st = TK_OK;
 	if (!json_is_object(root)) {
 		st = tk_error_set(err, 400, "invalid_json", NULL, "the body must be a JSON object");
@@ -134,7 +153,7 @@ tk_status lead_input_parse(tk_arena *arena, const char *body, size_t len, bool f
 			                  "this field cannot be set");
 			goto cleanup;
 		}
-		st = check_value(arena, idx, value, out, err);
+		st = check_value(arena, &text, idx, value, out, err);
 		if (st != TK_OK)
 			goto cleanup;
 	}

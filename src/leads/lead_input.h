@@ -6,7 +6,9 @@
  * accepted; any other key - including tenantId, id, version, createdAt - is
  * a 400, because the tenant comes from the key alone and the server owns
  * the rest.  Values are checked against the limits below and turned into
- * SQL parameter text (allocated in the request arena).
+ * SQL parameter text (allocated in the request arena); customFields is the
+ * client's own text of it (util/json_span.h), so PostgreSQL stores its
+ * numbers exactly as sent, and its 16 KiB limit is on its compact form.
  */
 #ifndef TK_LEADS_LEAD_INPUT_H
 #define TK_LEADS_LEAD_INPUT_H
@@ -23,6 +25,9 @@
 #define LEAD_COMPANY_MAX             255
 #define LEAD_SOURCE_MAX              100
 #define LEAD_CUSTOM_FIELDS_MAX_BYTES (16 * 1024)
+/* The whole body without whitespace, checked before parsing (the parser
+ * allocates per value): 413 payload_too_large.  Far above any valid lead. */
+#define LEAD_BODY_MAX_COMPACT_BYTES (64 * 1024)
 
 typedef enum lead_input_field {
 	LEAD_IN_NAME,

@@ -62,6 +62,10 @@ static const cfg_option options[] = {
      "a proxy; from anyone else the header is ignored (default: none)"},
     {"connection-timeout-s", "TEKUP_CONNECTION_TIMEOUT_S", CFG_INT, S, 1, 3600, "30",
      OFF(connection_timeout_s), "close an idle HTTP connection after this long"},
+    {"request-timeout-s", "TEKUP_REQUEST_TIMEOUT_S", CFG_INT, S, 0, 3600, "60",
+     OFF(request_timeout_s),
+     "close a connection that has not sent a whole request (head and body) this long\n"
+     "after it opened or got its previous answer, however busy it keeps (0: no limit)"},
     {"shutdown-timeout-s", "TEKUP_SHUTDOWN_TIMEOUT_S", CFG_INT, S, 0, 600, "10",
      OFF(shutdown_timeout_s), "bound on finishing in-flight requests at shutdown"},
     {"database-url", "DATABASE_URL", CFG_STR, S | D, 0, 0, NULL, OFF(database_url),
@@ -164,17 +168,64 @@ static const cfg_option *cfg_find(const char *flag, size_t len)
 	return NULL;
 }
 
+static bool conninfo_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/*
+ * One "key = value" of a libpq key=value string, at p (not at a space),
+ * read as libpq reads it: a value is single-quoted (with \' and \\ inside)
+ * or runs to the next space (a backslash escaping the next character).
+ * Gives the key, and the value decoded into value (cut to size - 1); returns
+ * the end of the pair, or NULL when it is malformed (libpq will say so).
+ */
+static const char *conninfo_pair(const char *p, const char **key, size_t *key_len, char *value,
+                                 size_t size)
+{
+	*key = p;
+	while (*p && *p != '=' && !conninfo_space(*p))
+		p++;
+	*key_len = (size_t)(p - *key);
+	while (conninfo_space(*p))
+		p++;
+	if (*p != '=' || *key_len == 0)
+		return NULL;
+	for (p++; conninfo_space(*p);)
+		p++;
+	size_t n = 0;
+	bool quoted = *p == '\'';
+	for (p += quoted; *p && (quoted ? *p != '\'' : !conninfo_space(*p)); p++) {
+		if (*p == '\\' && p[1])
+			p++;
+		if (n + 1 < size)
+			value[n++] = *p;
+	}
+	value[n] = '\0';
+	if (quoted && *p != '\'')
+		return NULL;
+	return p + quoted;
+}
+
+static tk_status set_pgbouncer(tk_config *cfg, const char *value, char *err, size_t errlen)
+{
+	if (parse_bool(value, &cfg->pgbouncer))
+		return TK_OK;
+	snprintf(err, errlen, "DATABASE_URL: pgbouncer must be true or false");
+	return TK_ERR;
+}
+
 /*
  * Removes every "pgbouncer" parameter from DATABASE_URL (libpq would refuse
  * it) and applies its value.  URLs carry it in the query string
- * ("postgresql://h/db?pgbouncer=true"); key=value strings as a word
- * ("host=h pgbouncer=true").  Nothing else in the URL is touched.
+ * ("postgresql://h/db?pgbouncer=true"); key=value strings as a pair
+ * ("host=h pgbouncer=true"), read with libpq's quoting rules so that a
+ * quoted value is never split or changed.  Nothing else is touched.
  */
 static tk_status take_pgbouncer_param(tk_config *cfg, char *err, size_t errlen)
 {
 	char *url = cfg->database_url;
 	bool is_uri = !strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11);
-	char sep = is_uri ? '&' : ' ';
 	char *start = url;
 	if (is_uri) {
 		char *q = strchr(url, '?');
@@ -184,31 +235,49 @@ static tk_status take_pgbouncer_param(tk_config *cfg, char *err, size_t errlen)
 	}
 	tk_buf kept = TK_BUF_INIT;
 	tk_status st = TK_OK;
-	char *p = start;
-	while (*p) {
-		char *end = strchr(p, sep);
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-		if (len > 10 && !strncmp(p, "pgbouncer=", 10)) {
-			char value[16];
-			size_t vlen = len - 10 < sizeof value - 1 ? len - 10 : sizeof value - 1;
-			memcpy(value, p + 10, vlen);
-			value[vlen] = '\0';
-			if (!parse_bool(value, &cfg->pgbouncer)) {
-				snprintf(err, errlen,
-				         "DATABASE_URL: pgbouncer must be true or false");
-				st = TK_ERR;
-				break;
+	bool changed = false;
+	const char *p = start;
+	while (st == TK_OK && *p) {
+		const char *pair = p, *end;
+		char value[16];
+		bool ours = false;
+		if (is_uri) {
+			end = strchr(p, '&');
+			end = end ? end : p + strlen(p);
+			size_t len = (size_t)(end - p);
+			if (len > 10 && !strncmp(p, "pgbouncer=", 10)) {
+				size_t vlen =
+				    len - 10 < sizeof value - 1 ? len - 10 : sizeof value - 1;
+				memcpy(value, p + 10, vlen);
+				value[vlen] = '\0';
+				ours = true;
 			}
-		} else if (len > 0) {
-			if (kept.len)
-				tk_buf_putc(&kept, sep);
-			tk_buf_append(&kept, p, len);
+		} else {
+			const char *key;
+			size_t key_len;
+			while (conninfo_space(*p))
+				p++;
+			if (*p == '\0')
+				break;
+			pair = p;
+			end = conninfo_pair(p, &key, &key_len, value, sizeof value);
+			if (end == NULL) /* malformed: left for libpq to report */
+				break;
+			ours = key_len == 9 && !strncmp(key, "pgbouncer", 9);
 		}
-		p += len;
-		if (*p)
+		if (ours) {
+			st = set_pgbouncer(cfg, value, err, errlen);
+			changed = true;
+		} else if (end > pair) {
+			if (kept.len)
+				tk_buf_putc(&kept, is_uri ? '&' : ' ');
+			tk_buf_append(&kept, pair, (size_t)(end - pair));
+		}
+		p = end;
+		if (is_uri && *p)
 			p++;
 	}
-	if (st == TK_OK) {
+	if (st == TK_OK && changed) {
 		/* Rewrite in place: the result is never longer than the input. */
 		size_t prefix = (size_t)(start - url);
 		if (is_uri && kept.len == 0)

@@ -32,6 +32,7 @@ typedef struct tk_config {
 	char *trusted_proxies_text;    /* --trusted-proxies as given */
 	tk_proxy_list trusted_proxies; /* parsed: peers whose X-Forwarded-For is believed */
 	long connection_timeout_s;
+	long request_timeout_s;
 	long shutdown_timeout_s;
 	char *database_url;          /* NULL: use the embedded cluster */
 	char *database_admin_url;    /* NULL: same as database_url, or embedded */

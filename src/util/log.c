@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "util/buf.h"
+#include "util/validate.h"
 
 /* Deferred access lines are written together, at most this many bytes per
  * write: a write to a pipe up to PIPE_BUF is atomic, so other threads'
@@ -157,6 +158,35 @@ static void log_write_request(tk_buf *b)
 	tk_buf_free(b);
 }
 
+/* A log field's value is cut to this many bytes. */
+#define LOG_FIELD_MAX_BYTES 512
+
+/*
+ * A JSON string of text that may not be UTF-8 (a request path as the client
+ * sent it, a peer's error message): every malformed byte becomes U+FFFD, so
+ * that each log line stays valid JSON for whatever reads it.
+ */
+static void log_json_text(tk_buf *b, const char *s, size_t len)
+{
+	if (tk_is_utf8(s, len)) {
+		tk_buf_json_string(b, s, len);
+		return;
+	}
+	tk_buf clean = TK_BUF_INIT;
+	for (size_t i = 0; i < len;) {
+		size_t n = tk_utf8_char_length(s + i, len - i);
+		if (n == 0) {
+			tk_buf_append(&clean, "\xEF\xBF\xBD", 3);
+			i++;
+		} else {
+			tk_buf_append(&clean, s + i, n);
+			i += n;
+		}
+	}
+	tk_buf_json_string(b, clean.data, clean.len);
+	tk_buf_free(&clean);
+}
+
 void tk_log(tk_log_level level, const char *fmt, ...)
 {
 	if (level < min_level)
@@ -172,7 +202,7 @@ void tk_log(tk_log_level level, const char *fmt, ...)
 	tk_buf b = TK_BUF_INIT;
 	log_timestamp(&b);
 	tk_buf_printf(&b, ",\"level\":\"%s\",\"msg\":", level_names[level]);
-	tk_buf_json_string(&b, msg, len);
+	log_json_text(&b, msg, len); /* a character cut at the end becomes U+FFFD */
 	log_write(&b);
 }
 
@@ -186,9 +216,12 @@ static void log_field(tk_buf *b, const char *name, const char *value)
 		return;
 	}
 	size_t len = 0;
-	while (len < 512 && value[len])
+	while (len < LOG_FIELD_MAX_BYTES && value[len])
 		len++;
-	tk_buf_json_string(b, value, len);
+	if (value[len]) /* cut: not inside a character */
+		while (len > 0 && ((unsigned char)value[len] & 0xC0) == 0x80)
+			len--;
+	log_json_text(b, value, len);
 }
 
 void tk_log_request(const tk_request_log *e)

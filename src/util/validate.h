@@ -18,6 +18,9 @@ bool tk_is_uuid(const char *s, size_t len);
 bool tk_uuid_normalize(const char *s, size_t len, char out[TK_UUID_LEN + 1]);
 /* Well-formed UTF-8 without NUL bytes or overlong/surrogate sequences. */
 bool tk_is_utf8(const char *s, size_t len);
+/* The bytes (1-4) of the well-formed UTF-8 character s starts with; 0 for a
+ * NUL, a malformed or cut-off sequence, an overlong form or a surrogate. */
+size_t tk_utf8_char_length(const char *s, size_t len);
 /* Number of Unicode code points in valid UTF-8. */
 size_t tk_utf8_length(const char *s, size_t len);
 /* True when s has a control character: C0 (U+0000-U+001F: line breaks,

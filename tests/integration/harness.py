@@ -109,7 +109,10 @@ class Server:
                 return
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError("tekup serve did not start listening")
+        self.proc.kill()  # not left behind, stuck, by a failed test
+        self.proc.wait()
+        self.log.close()
+        raise RuntimeError("tekup serve did not start listening: " + self.output()[-2000:])
 
     def output(self):
         if not self.log.closed:

@@ -878,3 +878,42 @@ def access_lines_held_back_are_written_when_idle_and_before_exit(ctx):
     assert rc == 0, out[-3000:]
     logged = [l["requestId"] for l in request_lines(out)]
     assert logged[-60:] == quiet + last, logged[-60:]
+
+
+@test
+def a_socket_directory_planted_in_tmp_is_not_adopted(ctx):
+    """A data directory whose socket path is too long puts its sockets in
+    /tmp/tekup-<hash of the path>, which anyone can create first.  A symbolic
+    link or another user's directory there is refused, and the file it
+    points at is left as it was."""
+    base = os.path.join(ctx.workdir, "long-socket-" + uuid.uuid4().hex[:8])
+    data_dir = os.path.join(base, "d" * 120)
+    os.makedirs(data_dir)
+    os.chmod(base, 0o755)
+    digest = hashlib.blake2b(os.path.realpath(data_dir).encode(), digest_size=8).hexdigest()
+    planted = "/tmp/tekup-" + digest
+    victim = os.path.join(ctx.workdir, "victim-" + uuid.uuid4().hex[:8])
+    os.mkdir(victim, 0o755)
+    before = os.stat(victim)
+    try:
+        os.symlink(victim, planted)
+        p = run(ctx, "db", "start", "--data-dir", data_dir)
+        assert p.returncode != 0, p.stdout + p.stderr
+        assert planted in p.stderr and "symbolic link" in p.stderr, p.stderr
+        after = os.stat(victim)
+        assert (after.st_uid, after.st_gid, after.st_mode) == \
+            (before.st_uid, before.st_gid, before.st_mode)
+        os.unlink(planted)
+        os.mkdir(planted, 0o777)
+        os.chown(planted, 65534, 65534)  # nobody's
+        p = run(ctx, "db", "start", "--data-dir", data_dir)
+        assert p.returncode != 0, p.stdout + p.stderr
+        assert "belongs to another user" in p.stderr, p.stderr
+        assert os.stat(planted).st_uid == 65534
+        assert not os.path.exists(os.path.join(data_dir, "pgdata", "PG_VERSION"))
+    finally:
+        if os.path.islink(planted):
+            os.unlink(planted)
+        elif os.path.isdir(planted):
+            os.rmdir(planted)
+        shutil.rmtree(base, ignore_errors=True)

@@ -46,6 +46,70 @@ def slow_client_does_not_hold_the_only_worker_and_is_timed_out(ctx):
         assert srv.stop() == 0
 
 
+def trickle(sock, data, interval, stop):
+    """Sends data a byte at a time, `interval` apart, until done, the socket
+    fails or stop is set; returns how many bytes went."""
+    sent = 0
+    for i in range(len(data)):
+        if stop.is_set():
+            break
+        try:
+            sock.sendall(data[i:i + 1])
+        except OSError:
+            break
+        sent += 1
+        time.sleep(interval)
+    return sent
+
+
+@test
+def a_client_that_trickles_its_request_is_cut_off_at_the_request_deadline(ctx):
+    """The inactivity timeout never fires for a client that sends a byte every
+    half second; --request-timeout-s does, for the head and for the body,
+    and the trickled write is not made."""
+    t = ctx.new_tenant()
+    before = ctx.count_leads(t.id)
+    srv = Server(ctx, ["--threads", "1", "--connection-timeout-s", "2",
+                       "--request-timeout-s", "3"])
+    try:
+        body = b'{"name":"trickled"}'
+        head = (b"POST /v1/leads HTTP/1.1\r\nHost: x\r\nX-Tenant-Key: " + t.key.encode()
+                + b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                % len(body))
+        for label, first, rest in (("head", b"", head + body), ("body", head, body)):
+            sock = connect(srv.port)
+            sock.sendall(first)
+            stop = threading.Event()
+            out = []
+            th = threading.Thread(target=lambda: out.append(trickle(sock, rest, 0.5, stop)))
+            t0 = time.time()
+            th.start()
+            try:
+                assert closed_by_server(sock, 8), "a trickled %s was not cut off" % label
+                took = time.time() - t0
+                assert 2.5 < took < 6, (label, took)
+            finally:
+                stop.set()
+                th.join(10)
+                sock.close()
+            assert out and out[0] < len(rest), (label, out)
+        # A client that is merely idle between requests keeps its connection
+        # until the inactivity timeout, and one that sends promptly is served.
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        for _ in range(3):
+            conn.request("GET", "/v1/leads/stats", headers={"X-Tenant-Key": t.key})
+            r = conn.getresponse()
+            r.read()
+            assert r.status == 200, r.status
+            time.sleep(1.2)
+        conn.close()
+    finally:
+        assert srv.stop() == 0, srv.output()[-2000:]
+    assert ctx.count_leads(t.id) == before
+    out = srv.output()
+    assert "sent no whole request within 3s" in out, out[-2000:]
+
+
 @test
 def per_ip_connection_limit_refuses_the_extra_connection(ctx):
     t = ctx.new_tenant()

@@ -466,6 +466,44 @@ static void test_trusted_proxies(void **state)
 	expect_err(empty, "--trusted-proxies", "empty");
 }
 
+/*
+ * key=value strings are read with libpq's quoting rules: a quoted value is
+ * never split or changed (not even its spaces), a pgbouncer inside one is
+ * not ours, and "pgbouncer = 'true'" with spaces and quotes is.
+ */
+static void test_pgbouncer_in_a_keyword_string(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in, *out;
+		bool pgbouncer;
+	} cases[] = {
+	    {"host=h pgbouncer=true dbname=d", "host=h dbname=d", true},
+	    {"host=h dbname=d pgbouncer=false", "host=h dbname=d", false},
+	    {"pgbouncer = 'true'  host=h", "host=h", true},
+	    {"host=h password='a  pgbouncer=true b' dbname=d",
+	     "host=h password='a  pgbouncer=true b' dbname=d", false},
+	    {"host=h password='it\\'s  pgbouncer=true' pgbouncer=1",
+	     "host=h password='it\\'s  pgbouncer=true'", true},
+	    {"host=h password=a\\ pgbouncer=true dbname=d",
+	     "host=h password=a\\ pgbouncer=true dbname=d", false},
+	    {"host=h\tapplication_name=xpgbouncer=true", "host=h\tapplication_name=xpgbouncer=true",
+	     false},
+	    /* Malformed: left as it is, for libpq to refuse with its own message. */
+	    {"host=h password='unterminated pgbouncer=true",
+	     "host=h password='unterminated pgbouncer=true", false},
+	};
+	loaded l;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		assert_int_equal(setenv("DATABASE_URL", cases[i].in, 1), 0);
+		expect_ok(&l, NULL);
+		assert_string_equal(l.cfg.database_url, cases[i].out);
+		assert_int_equal(l.cfg.pgbouncer, cases[i].pgbouncer);
+		tk_config_free(&l.cfg);
+	}
+	assert_int_equal(unsetenv("DATABASE_URL"), 0);
+}
+
 static void test_reload_after_free(void **state)
 {
 	(void)state;
@@ -497,6 +535,7 @@ int main(void)
 	    T(test_pgbouncer_is_stripped_from_database_url),
 	    T(test_database_url_without_pgbouncer_is_untouched),
 	    T(test_pgbouncer_is_a_query_parameter),
+	    T(test_pgbouncer_in_a_keyword_string),
 	    T(test_trusted_proxies),
 	    T(test_reload_after_free),
 	};

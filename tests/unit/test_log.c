@@ -123,6 +123,48 @@ static void test_timestamp_status_and_error(void **state)
 	json_decref(j);
 }
 
+/* A path as the client sent it need not be UTF-8: the line stays JSON, with
+ * U+FFFD for each malformed byte, and a long path is cut between characters. */
+static void test_text_that_is_not_utf8_stays_json(void **state)
+{
+	(void)state;
+	tk_request_log e = {.request_id = "r", .method = "GET", .path = "/v1/\xff\xfe\"x\xc3"};
+	json_t *j = logged(&e);
+	assert_string_equal(json_string_value(json_object_get(j, "path")),
+	                    "/v1/\xef\xbf\xbd\xef\xbf\xbd\"x\xef\xbf\xbd");
+	json_decref(j);
+
+	char path[1 + 2 * 300 + 1] = "a"; /* "a" then 300 x U+00E9: the cut falls mid-character */
+	for (int i = 0; i < 300; i++)
+		memcpy(path + 1 + 2 * i, "\xc3\xa9", 2);
+	path[sizeof path - 1] = '\0';
+	e.path = path;
+	j = logged(&e);
+	const char *got = json_string_value(json_object_get(j, "path"));
+	assert_int_equal(strlen(got), 511);
+	assert_memory_equal(got, path, 511);
+	json_decref(j);
+
+	/* Other log lines too (a peer's error message, say). */
+	FILE *tmp;
+	int saved = stderr_capture(&tmp);
+	tk_log(TK_LOG_ERROR, "peer said %s",
+	       "\x80"
+	       "bad\xff");
+	stderr_restore(saved);
+	char line[512] = {0};
+	rewind(tmp);
+	assert_non_null(fgets(line, sizeof line, tmp));
+	fclose(tmp);
+	json_error_t jerr;
+	j = json_loads(line, 0, &jerr);
+	if (j == NULL)
+		fail_msg("not JSON (%s): %s", jerr.text, line);
+	assert_string_equal(json_string_value(json_object_get(j, "msg")), "peer said \xef\xbf\xbd"
+	                                                                  "bad\xef\xbf\xbd");
+	json_decref(j);
+}
+
 /* A read sent in a pipeline with others says how many: "batch":N. */
 static void test_batch_size(void **state)
 {
@@ -292,6 +334,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fields_and_number_formats),
 	    cmocka_unit_test(test_timestamp_status_and_error),
+	    cmocka_unit_test(test_text_that_is_not_utf8_stays_json),
 	    cmocka_unit_test(test_batch_size),
 	    cmocka_unit_test(test_deferred_lines),
 	    cmocka_unit_test(test_line_longer_than_a_pipe_write),

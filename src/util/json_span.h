@@ -1,0 +1,33 @@
+/*
+ * json_span.h - finding a value's own text inside a JSON document.
+ *
+ * jansson holds every number as a double or a long long, so a value it
+ * parsed and wrote back can differ from what the client sent (0.1 comes back
+ * as 0.10000000000000001, 1e2 as 100.0).  Where the client's JSON is stored
+ * as it is (a lead's customFields, as jsonb), the text handed to PostgreSQL
+ * is the client's own: these functions find it and measure it.
+ *
+ * They expect a document that a strict parser has already accepted (valid
+ * JSON, no duplicate keys); given anything else they return false or a
+ * meaningless length, but never read outside [doc, doc + len).
+ */
+#ifndef TK_UTIL_JSON_SPAN_H
+#define TK_UTIL_JSON_SPAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/*
+ * The text of member `name` (ASCII; keys are compared after decoding their
+ * escapes) of the top-level object in doc: *value points into doc, *value_len
+ * bytes long.  False when doc is not an object or has no such member.
+ */
+bool tk_json_member_span(const char *doc, size_t len, const char *name, const char **value,
+                         size_t *value_len);
+
+/* The size of text's compact form as PostgreSQL and jansson write it:
+ * without whitespace between tokens, with escapes of characters that need
+ * none decoded (\u00f8 is 2 bytes of UTF-8, \/ is 1), numbers as written. */
+size_t tk_json_compact_length(const char *text, size_t len);
+
+#endif
