@@ -304,10 +304,13 @@ tk_status auth_login(tk_app *app, tk_request *req, db_conn *conn, tk_response *r
 	    " THEN 1 ELSE f.failures + 1 END, last_failure_at = now() WHERE " LOGIN_NOT_LOCKED
 	    " RETURNING failures",
 	    2, p);
+	/* clock_timestamp(), not now(): an attempt that waited on the row began
+	 * before the failure that locked it, and now() would put the end of the
+	 * lock more than a window away. */
 	int qw = db_tx_add(tx,
 	                   "SELECT ceil(extract(epoch FROM f.last_failure_at + " LOGIN_WINDOW
-	                   " - now()))::int FROM login_failures f WHERE f.tenant_id = $1"
-	                   " AND f.email_lower = lower($2::text)",
+	                   " - clock_timestamp()))::int FROM login_failures f WHERE"
+	                   " f.tenant_id = $1 AND f.email_lower = lower($2::text)",
 	                   2, p);
 	int qu = db_tx_add(tx,
 	                   "SELECT u.id::text, u.password_hash, u.is_active FROM users u"
