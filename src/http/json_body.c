@@ -15,10 +15,9 @@ json_t *tk_json_body(tk_request *req, const char *const *allowed, tk_error *err)
 		tk_error_set(err, 400, "invalid_json", NULL, "the request body is empty");
 		return NULL;
 	}
-	if (tk_json_compact_length(req->body.data, req->body.len) > TK_JSON_MAX_BYTES) {
+	if (tk_json_value_count(req->body.data, req->body.len) > TK_JSON_MAX_VALUES) {
 		tk_error_set(err, 413, "payload_too_large", NULL,
-		             "the JSON body exceeds %d bytes without its whitespace",
-		             TK_JSON_MAX_BYTES);
+		             "the JSON body holds more than %d values", TK_JSON_MAX_VALUES);
 		return NULL;
 	}
 	json_error_t jerr;

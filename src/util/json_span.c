@@ -185,6 +185,21 @@ static size_t escape_size(const char *p, const char *end, size_t *used)
 	return 3;
 }
 
+size_t tk_json_value_count(const char *text, size_t len)
+{
+	const char *p = text, *end = text + len;
+	size_t n = 1;
+	while (p < end) {
+		if (*p == '"') {
+			p = skip_string(p, end);
+			continue;
+		}
+		n += *p == '{' || *p == '[' || *p == ',';
+		p++;
+	}
+	return n;
+}
+
 size_t tk_json_compact_length(const char *text, size_t len)
 {
 	const char *p = text, *end = text + len;

@@ -25,6 +25,12 @@
 bool tk_json_member_span(const char *doc, size_t len, const char *name, const char **value,
                          size_t *value_len);
 
+/* How many values text holds, at most: its objects, arrays and the commas
+ * between members or elements, outside strings, plus one.  What a parser
+ * allocates grows with it (a jansson value is ~100 bytes), not with the
+ * length of a string. */
+size_t tk_json_value_count(const char *text, size_t len);
+
 /* The size of text's compact form as PostgreSQL and jansson write it:
  * without whitespace between tokens, with escapes of characters that need
  * none decoded (\u00f8 is 2 bytes of UTF-8, \/ is 1), numbers as written. */

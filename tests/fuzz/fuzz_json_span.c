@@ -20,5 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		__builtin_trap();
 	if (tk_json_compact_length(s, size) > size)
 		__builtin_trap();
+	if (tk_json_value_count(s, size) > size + 1)
+		__builtin_trap();
 	return 0;
 }

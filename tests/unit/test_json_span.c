@@ -115,6 +115,24 @@ static void test_compact_length_keeps_numbers_as_written(void **state)
 	(void)tk_json_compact_length(uni, sizeof uni);
 }
 
+static void test_value_count(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		size_t values;
+	} cases[] = {
+	    {"1", 1},      {"\"a,b,{[\"", 1},
+	    {"{}", 2},     {"{\"a\":1,\"b\":[1,2,{}]}", 7}, /* 6 values: a bound */
+	    {"[[[]]]", 4}, {"{\"k\":\"x\\\",[{\",\"j\":2}", 3},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		if (tk_json_value_count(cases[i].text, strlen(cases[i].text)) != cases[i].values)
+			fail_msg("%s: %zu values, not %zu", cases[i].text,
+			         tk_json_value_count(cases[i].text, strlen(cases[i].text)),
+			         cases[i].values);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -122,6 +140,7 @@ int main(void)
 	    cmocka_unit_test(test_member_span_misses),
 	    cmocka_unit_test(test_compact_length_matches_compact_output),
 	    cmocka_unit_test(test_compact_length_keeps_numbers_as_written),
+	    cmocka_unit_test(test_value_count),
 	};
 	return cmocka_run_group_tests_name("json_span", tests, NULL, NULL);
 }
