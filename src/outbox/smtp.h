@@ -23,10 +23,10 @@
 #include "util/buf.h"
 #include "util/status.h"
 
-#define OUTBOX_ADDRESS_MAX 254 /* RFC 5321 path limit */
-#define OUTBOX_SUBJECT_MAX                                                                         \
-	400                              /* bytes of UTF-8, before encoding; the welcome           \
-	                                  * subject is cut to fit in SQL (migration 0015) */
+/* The welcome e-mail's subject is cut to fit OUTBOX_SUBJECT_MAX in SQL
+ * (tenant_welcome_subject, migration 0015): the two move together. */
+#define OUTBOX_ADDRESS_MAX     254       /* RFC 5321 path limit */
+#define OUTBOX_SUBJECT_MAX     400       /* bytes of UTF-8, before encoding */
 #define OUTBOX_TEXT_MAX        (1 << 20) /* body bytes, before encoding */
 #define OUTBOX_SMTP_TIMEOUT_MS 30000L    /* a whole SMTP session */
 
