@@ -626,9 +626,10 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *connectio
 {
 	(void)cls;
 	(void)connection;
-	for (const char *p = uri; *p && *p != '?'; p++)
-		if (p[0] == '%' && p[1] && p[2] &&
-		    ((p[1] == '0' && p[2] == '0') || (p[1] == '2' && (p[2] == 'f' || p[2] == 'F'))))
+	const char *query = strchr(uri, '?');
+	for (const char *p = strchr(uri, '%'); p && (query == NULL || p < query);
+	     p = strchr(p + 1, '%'))
+		if ((p[1] == '0' && p[2] == '0') || (p[1] == '2' && (p[2] == 'f' || p[2] == 'F')))
 			return &path_refused_mark;
 	return NULL;
 }

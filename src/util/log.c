@@ -7,7 +7,9 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -166,9 +168,24 @@ static void log_write_request(tk_buf *b)
  * sent it, a peer's error message): every malformed byte becomes U+FFFD, so
  * that each log line stays valid JSON for whatever reads it.
  */
+static bool all_ascii(const char *s, size_t len)
+{
+	uint64_t high = 0, word;
+	size_t i = 0;
+	for (; i + sizeof word <= len; i += sizeof word) {
+		memcpy(&word, s + i, sizeof word);
+		high |= word;
+	}
+	for (; i < len; i++)
+		high |= (unsigned char)s[i];
+	return (high & 0x8080808080808080ULL) == 0;
+}
+
 static void log_json_text(tk_buf *b, const char *s, size_t len)
 {
-	if (tk_is_utf8(s, len)) {
+	/* Plain ASCII, as nearly every value is, needs no check per character
+	 * (a value here is a C string: it holds no NUL). */
+	if (all_ascii(s, len) || tk_is_utf8(s, len)) {
 		tk_buf_json_string(b, s, len);
 		return;
 	}
