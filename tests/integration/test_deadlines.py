@@ -48,6 +48,19 @@ def tenant_function_sleeping(ctx, per_statement):
     return original
 
 
+def stop_and_restore(ctx, srv, original):
+    """Puts current_tenant_id() back and stops srv; returns its exit code."""
+    if original:
+        owner(ctx, original)
+    return srv.stop()
+
+
+def assert_never_gave_up(srv, rc):
+    """srv exited cleanly, and never gave up waiting for PostgreSQL."""
+    assert rc == 0, srv.output()[-3000:]
+    assert "did not answer within the deadline" not in srv.output()
+
+
 def lead_row(ctx, lead_id):
     return owner(ctx, "SELECT name, version FROM leads WHERE id = %s", (lead_id,))[0]
 
@@ -91,11 +104,8 @@ def a_write_whose_statements_together_outlast_one_timeout_is_answered(ctx):
         assert 3.5 < took < 4.0 + GRACE_S, took
         assert lead_row(ctx, leads[stuck.id]) == ("before", 1)
     finally:
-        if original:
-            owner(ctx, original)
-        rc = srv.stop()
-    assert rc == 0, srv.output()[-3000:]
-    assert "did not answer within the deadline" not in srv.output()
+        rc = stop_and_restore(ctx, srv, original)
+    assert_never_gave_up(srv, rc)
 
 
 @test
@@ -141,11 +151,8 @@ def a_pipeline_of_writes_is_given_the_time_of_all_their_statements(ctx):
         batches = sorted(e.get("batch", 0) for e in access_log(srv) if e.get("method") == "PATCH")
         assert batches[1:] == [6] * 6, "the six did not share one pipeline: %r" % batches
     finally:
-        if original:
-            owner(ctx, original)
-        rc = srv.stop()
-    assert rc == 0, srv.output()[-3000:]
-    assert "did not answer within the deadline" not in srv.output()
+        rc = stop_and_restore(ctx, srv, original)
+    assert_never_gave_up(srv, rc)
 
 
 def access_log(srv):

@@ -413,6 +413,24 @@ static void test_database_url_without_pgbouncer_is_untouched(void **state)
 	tk_config_free(&l.cfg);
 }
 
+/* DATABASE_URL in, as the server will use it out, and the mode it sets. */
+typedef struct url_case {
+	const char *in, *out;
+	bool pgbouncer;
+} url_case;
+
+static void expect_urls(const url_case *cases, size_t n)
+{
+	loaded l;
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(setenv("DATABASE_URL", cases[i].in, 1), 0);
+		expect_ok(&l, NULL);
+		assert_string_equal(l.cfg.database_url, cases[i].out);
+		assert_int_equal(l.cfg.pgbouncer, cases[i].pgbouncer);
+		tk_config_free(&l.cfg);
+	}
+}
+
 /*
  * Regression: "pgbouncer" is handled as a query parameter, not a substring:
  * "pgbouncer=false" is removed too (libpq refuses unknown parameters), a
@@ -422,10 +440,7 @@ static void test_pgbouncer_is_a_query_parameter(void **state)
 {
 	(void)state;
 
-	static const struct {
-		const char *in, *out;
-		bool pgbouncer;
-	} cases[] = {
+	static const url_case cases[] = {
 	    {"postgresql://h/db?pgbouncer=false", "postgresql://h/db", false},
 	    {"postgresql://h/db?sslmode=disable&pgbouncer=false",
 	     "postgresql://h/db?sslmode=disable", false},
@@ -433,14 +448,7 @@ static void test_pgbouncer_is_a_query_parameter(void **state)
 	    {"postgresql://h/db?application_name=xpgbouncer=true",
 	     "postgresql://h/db?application_name=xpgbouncer=true", false},
 	};
-	loaded l;
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		assert_int_equal(setenv("DATABASE_URL", cases[i].in, 1), 0);
-		expect_ok(&l, NULL);
-		assert_string_equal(l.cfg.database_url, cases[i].out);
-		assert_int_equal(l.cfg.pgbouncer, cases[i].pgbouncer);
-		tk_config_free(&l.cfg);
-	}
+	expect_urls(cases, sizeof cases / sizeof cases[0]);
 }
 
 static void test_trusted_proxies(void **state)
@@ -474,10 +482,7 @@ static void test_trusted_proxies(void **state)
 static void test_pgbouncer_in_a_keyword_string(void **state)
 {
 	(void)state;
-	static const struct {
-		const char *in, *out;
-		bool pgbouncer;
-	} cases[] = {
+	static const url_case cases[] = {
 	    {"host=h pgbouncer=true dbname=d", "host=h dbname=d", true},
 	    {"host=h dbname=d pgbouncer=false", "host=h dbname=d", false},
 	    {"pgbouncer = 'true'  host=h", "host=h", true},
@@ -493,15 +498,7 @@ static void test_pgbouncer_in_a_keyword_string(void **state)
 	    {"host=h password='unterminated pgbouncer=true",
 	     "host=h password='unterminated pgbouncer=true", false},
 	};
-	loaded l;
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		assert_int_equal(setenv("DATABASE_URL", cases[i].in, 1), 0);
-		expect_ok(&l, NULL);
-		assert_string_equal(l.cfg.database_url, cases[i].out);
-		assert_int_equal(l.cfg.pgbouncer, cases[i].pgbouncer);
-		tk_config_free(&l.cfg);
-	}
-	assert_int_equal(unsetenv("DATABASE_URL"), 0);
+	expect_urls(cases, sizeof cases / sizeof cases[0]);
 }
 
 static void test_reload_after_free(void **state)
