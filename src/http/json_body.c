@@ -15,11 +15,8 @@ json_t *tk_json_body(tk_request *req, const char *const *allowed, tk_error *err)
 		tk_error_set(err, 400, "invalid_json", NULL, "the request body is empty");
 		return NULL;
 	}
-	if (tk_json_value_count(req->body.data, req->body.len) > TK_JSON_MAX_VALUES) {
-		tk_error_set(err, 413, "payload_too_large", NULL,
-		             "the JSON body holds more than %d values", TK_JSON_MAX_VALUES);
+	if (tk_json_check_values(req->body.data, req->body.len, err) != TK_OK)
 		return NULL;
-	}
 	json_error_t jerr;
 	json_t *root = json_loadb(req->body.data, req->body.len,
 	                          JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);

@@ -120,10 +120,8 @@ tk_status lead_input_parse(tk_arena *arena, const char *body, size_t len, bool f
 	memset(out, 0, sizeof *out);
 	if (len == 0)
 		return tk_error_set(err, 400, "invalid_json", NULL, "the request body is empty");
-	if (tk_json_value_count(body, len) > LEAD_BODY_MAX_VALUES)
-		return tk_error_set(err, 413, "payload_too_large", NULL,
-		                    "the JSON body holds more than %d values",
-		                    LEAD_BODY_MAX_VALUES);
+	if (tk_json_check_values(body, len, err) != TK_OK)
+		return TK_ERR;
 	json_error_t jerr;
 	/* Numbers as doubles: jansson refuses an integer beyond 64 bits, which
 	 * customFields may hold (PostgreSQL stores it exactly, from the text). */

@@ -25,10 +25,6 @@
 #define LEAD_COMPANY_MAX             255
 #define LEAD_SOURCE_MAX              100
 #define LEAD_CUSTOM_FIELDS_MAX_BYTES (16 * 1024)
-/* Values in the whole body, counted before parsing (the parser allocates
- * ~100 bytes per value): 413 payload_too_large.  16 KiB of customFields
- * holds at most ~8,200. */
-#define LEAD_BODY_MAX_VALUES 16384
 
 typedef enum lead_input_field {
 	LEAD_IN_NAME,

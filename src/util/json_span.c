@@ -200,6 +200,14 @@ size_t tk_json_value_count(const char *text, size_t len)
 	return n;
 }
 
+tk_status tk_json_check_values(const char *text, size_t len, tk_error *err)
+{
+	if (tk_json_value_count(text, len) <= TK_JSON_MAX_VALUES)
+		return TK_OK;
+	return tk_error_set(err, 413, "payload_too_large", NULL,
+	                    "the JSON body holds more than %d values", TK_JSON_MAX_VALUES);
+}
+
 size_t tk_json_compact_length(const char *text, size_t len)
 {
 	const char *p = text, *end = text + len;

@@ -17,6 +17,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "util/error.h"
+#include "util/status.h"
+
+/* The most values a request's JSON body may hold, counted before it is
+ * parsed: jansson allocates ~100 bytes per value (a 1 MiB body of "{}" took
+ * 40 MB), and a lead's 16 KiB of customFields holds at most ~8,200. */
+#define TK_JSON_MAX_VALUES 16384
+
 /*
  * The text of member `name` (ASCII; keys are compared after decoding their
  * escapes) of the top-level object in doc: *value points into doc, *value_len
@@ -30,6 +38,10 @@ bool tk_json_member_span(const char *doc, size_t len, const char *name, const ch
  * allocates grows with it (a jansson value is ~100 bytes), not with the
  * length of a string. */
 size_t tk_json_value_count(const char *text, size_t len);
+
+/* For a body about to be parsed: TK_OK, or 413 payload_too_large when it
+ * holds more than TK_JSON_MAX_VALUES values. */
+tk_status tk_json_check_values(const char *text, size_t len, tk_error *err) TK_MUST_CHECK;
 
 /* The size of text's compact form as PostgreSQL and jansson write it:
  * without whitespace between tokens, with escapes of characters that need
