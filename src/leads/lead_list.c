@@ -73,7 +73,8 @@ static tk_status bad_param(tk_error *err, const char *name, const char *message)
 	return tk_error_set(err, 400, "invalid_parameter", name, "%s", message);
 }
 
-/* status=NEW,WON -> l.status = ANY($n::text[]) with a validated array literal. */
+/* status=NEW -> l.status = $n; status=NEW,WON -> l.status = ANY($n::text[]) with
+ * a validated array literal. */
 static tk_status filter_status(tk_request *req, list_query *lq, const char *v, tk_error *err)
 {
 	tk_buf arr = TK_BUF_INIT;
@@ -102,7 +103,16 @@ static tk_status filter_status(tk_request *req, list_query *lq, const char *v, t
 		p = comma + 1;
 	}
 	tk_buf_putc(&arr, '}');
-	if (st == TK_OK) {
+	if (st == TK_OK && strchr(v, ',') == NULL) {
+		/* One status (the common case) as an equality: a generic plan
+		 * cannot tell how many values an array parameter holds, so for
+		 * ANY($n) it assumes most of the tenant matches and reads every
+		 * entry of the narrowest tenant index; for = $n it expects one
+		 * status's share and reads only those entries of
+		 * idx_leads_tenant_status_created. */
+		int n = add_param(lq, tk_arena_strdup(req->arena, v));
+		tk_buf_printf(&lq->where, " AND l.status = $%d", n);
+	} else if (st == TK_OK) {
 		int n = add_param(lq, tk_arena_strdup(req->arena, arr.data));
 		tk_buf_printf(&lq->where, " AND l.status = ANY($%d::text[])", n);
 	} else {
