@@ -216,6 +216,14 @@ static tk_status bootstrap(const tk_cluster *c)
 	    " IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tekup_operator') THEN"
 	    "  CREATE ROLE tekup_operator LOGIN NOSUPERUSER BYPASSRLS NOCREATEDB NOCREATEROLE;"
 	    " END IF;"
+	    /* Signed-in users who are not admins (migration 0016). */
+	    " IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tekup_app_user') THEN"
+	    "  CREATE ROLE tekup_app_user NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;"
+	    " END IF;"
+	    " IF NOT pg_has_role('tekup_app', 'tekup_app_user', 'MEMBER') THEN"
+	    "  GRANT tekup_app_user TO tekup_app;"
+	    " END IF;"
+	    " ALTER ROLE tekup_app NOINHERIT;"
 	    " END $$";
 	if (superuser_exec(c, "postgres", roles) != TK_OK)
 		return TK_ERR;

@@ -39,6 +39,7 @@
 typedef struct stmt_entry {
 	char *sql;
 	unsigned long hash;
+	bool as_user; /* prepared under tekup_app_user (tx.c) */
 	char name[16];
 	bool prepared;
 } stmt_entry;
@@ -528,26 +529,27 @@ int db_conn_statement_timeout_ms(const db_conn *c)
 	return c->statement_timeout_ms;
 }
 
-const char *db_conn_statement_lookup(db_conn *c, const char *sql, unsigned long hash)
+const char *db_conn_statement_lookup(db_conn *c, const char *sql, unsigned long hash, bool as_user)
 {
 	for (int i = 0; i < c->nstmts; i++) {
 		stmt_entry *e = &c->stmts[i];
 		/* A name reserved but not yet settled was sent earlier in the
 		 * same pipeline (a batch): its Parse runs first, and if it
 		 * fails everything after it is skipped. */
-		if (e->hash == hash && strcmp(e->sql, sql) == 0)
+		if (e->hash == hash && e->as_user == as_user && strcmp(e->sql, sql) == 0)
 			return e->name;
 	}
 	return NULL;
 }
 
-const char *db_conn_statement_reserve(db_conn *c, const char *sql, unsigned long hash)
+const char *db_conn_statement_reserve(db_conn *c, const char *sql, unsigned long hash, bool as_user)
 {
 	if (c->unnamed || c->nstmts >= POOL_STATEMENT_CACHE_MAX)
 		return NULL;
 	stmt_entry *e = &c->stmts[c->nstmts];
 	e->sql = tk_strdup(sql);
 	e->hash = hash;
+	e->as_user = as_user;
 	e->prepared = false;
 	snprintf(e->name, sizeof e->name, "tk%d", c->nstmts);
 	c->nstmts++;

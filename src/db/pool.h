@@ -75,10 +75,16 @@ void db_pool_destroy(db_pool *pool);
 PGconn *db_conn_pg(db_conn *conn);
 bool db_conn_unnamed_statements(const db_conn *conn);
 int db_conn_statement_timeout_ms(const db_conn *conn);
+/* Statements are cached per database role (as_user: run as tekup_app_user):
+ * PostgreSQL re-plans a prepared statement whose policies depend on the
+ * role whenever it runs under another role than before, so one name per
+ * role keeps each plan valid. */
 /* Returns the cached statement name for sql, or NULL when not yet prepared. */
-const char *db_conn_statement_lookup(db_conn *conn, const char *sql, unsigned long hash);
+const char *db_conn_statement_lookup(db_conn *conn, const char *sql, unsigned long hash,
+                                     bool as_user);
 /* Reserves a name for sql (to be prepared now); NULL when the cache is full. */
-const char *db_conn_statement_reserve(db_conn *conn, const char *sql, unsigned long hash);
+const char *db_conn_statement_reserve(db_conn *conn, const char *sql, unsigned long hash,
+                                      bool as_user);
 /* Confirms (prepared ok) or forgets (prepare failed) a reserved name. */
 void db_conn_statement_settle(db_conn *conn, const char *name, bool prepared);
 

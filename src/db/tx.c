@@ -18,9 +18,14 @@ typedef struct tx_stmt {
 } tx_stmt;
 
 /* ROLLBACK (db_tx_flush_wal), BEGIN, two PgBouncer SET LOCALs, the
- * tenant's and the user's two: the most statements sent before a
- * transaction's own. */
-#define TX_MAX_AUX 7
+ * tenant's, the user's two and the role's: the most statements sent before
+ * a transaction's own. */
+#define TX_MAX_AUX 8
+
+/* The role a signed-in user who is not an admin reads leads as (migration
+ * 0016): its SELECT policy is the user rule; the login role's is "all of the
+ * tenant". */
+#define TX_SQL_USER_ROLE "SET LOCAL ROLE tekup_app_user"
 
 /* The statement that ends a transaction in each flush mode but the
  * default (tx.h, db_tx_flush): a deferred one commits without waiting for
@@ -143,6 +148,13 @@ static bool send_control(db_tx *tx, PGconn *pg, const char *name, const char *sq
 	return PQsendQueryPrepared(pg, name, 0, NULL, NULL, NULL, 0) == 1;
 }
 
+/* Whether the transaction switches to tekup_app_user: a signed-in user who
+ * is not an admin. */
+static bool runs_as_user_role(const db_tx *tx)
+{
+	return tx->has_user && strcmp(tx->user_role, "admin") != 0;
+}
+
 static bool send_stmt(db_tx *tx, tx_stmt *s)
 {
 	PGconn *pg = db_conn_pg(tx->conn);
@@ -150,9 +162,10 @@ static bool send_stmt(db_tx *tx, tx_stmt *s)
 		return PQsendQueryParams(pg, s->sql, s->nparams, NULL, s->values, NULL, NULL, 0) ==
 		       1;
 	unsigned long h = sql_hash(s->sql);
-	const char *name = db_conn_statement_lookup(tx->conn, s->sql, h);
+	bool as_user = runs_as_user_role(tx);
+	const char *name = db_conn_statement_lookup(tx->conn, s->sql, h, as_user);
 	if (name == NULL) {
-		name = db_conn_statement_reserve(tx->conn, s->sql, h);
+		name = db_conn_statement_reserve(tx->conn, s->sql, h, as_user);
 		if (name == NULL) /* cache full: run it unnamed */
 			return PQsendQueryParams(pg, s->sql, s->nparams, NULL, s->values, NULL,
 			                         NULL, 0) == 1;
@@ -244,7 +257,8 @@ tk_status db_tx_send(db_tx *tx, bool sync)
 		return TK_ERR;
 	}
 	int naux = (tx->rollback_first ? 1 : 0) + 1 + (pgbouncer ? 2 : 0) +
-	           (tx->has_tenant ? 1 : 0) + (tx->has_user ? 2 : 0);
+	           (tx->has_tenant ? 1 : 0) + (tx->has_user ? 2 : 0) +
+	           (runs_as_user_role(tx) ? 1 : 0);
 	if (naux > TX_MAX_AUX) { /* db_tx_receive could not read them all */
 		log_error("a transaction with %d statements before its own", naux);
 		return TK_ERR;
@@ -278,6 +292,10 @@ tk_status db_tx_send(db_tx *tx, bool sync)
 		         tx->user_role);
 		sent = send_plain(pg, set_user) && send_plain(pg, set_role);
 		tx->naux += 2;
+	}
+	if (sent && runs_as_user_role(tx)) {
+		sent = send_plain(pg, TX_SQL_USER_ROLE);
+		tx->naux++;
 	}
 	for (int i = 0; sent && i < tx->nsent; i++)
 		sent = send_stmt(tx, &tx->stmts[i]);

@@ -79,7 +79,6 @@ EXPECTED_FUNCTIONS = {
     "json_compact_length(jsonb)", "lead_custom_fields_checked(jsonb)",
     "lead_custom_fields_merge(jsonb,jsonb)",
     "current_app_user_role()", "lead_access(uuid,uuid)", "activity_lead_visible(uuid,uuid)",
-    "lead_access_all()",
     "leads_set_created_by()", "activities_touch_lead()", "leads_record_status_change()",
     "users_enforce_max()", "user_json(uuid,uuid)",
     "user_change(uuid,uuid,text,text,boolean,text)",
@@ -192,6 +191,8 @@ def set_user(cur, user_id, role):
     assert role in ("admin", "user")
     cur.execute("SET LOCAL app.\"current_user\" = '%s'" % user_id)
     cur.execute("SET LOCAL app.current_user_role = '%s'" % role)
+    if role != "admin":  # a plain user reads under the user rule (0016)
+        cur.execute("SET LOCAL ROLE tekup_app_user")
 
 
 def current_context(cur):
@@ -212,15 +213,25 @@ def request_role_attributes(ctx):
         assert cur.fetchone() == ("tekup_app", "tekup_app")
         cur.execute("SELECT rolsuper, rolbypassrls, rolcreatedb, rolcreaterole, rolreplication,"
                     " rolinherit, rolcanlogin FROM pg_roles WHERE rolname = 'tekup_app'")
-        sup, bypass, createdb, createrole, repl, _inherit, login = cur.fetchone()
+        sup, bypass, createdb, createrole, repl, inherit, login = cur.fetchone()
         assert (sup, bypass, createdb, createrole, repl, login) == (
             False, False, False, False, False, True)
         cur.execute("SELECT pg_has_role('tekup_app', 'tekup_owner', 'MEMBER'),"
                     " pg_has_role('tekup_app', 'tekup_owner', 'USAGE')")
         assert cur.fetchone() == (False, False)
-        # Member of no role at all (no inherited privileges).
+        # Member of tekup_app_user only, to SET LOCAL ROLE into it for a
+        # signed-in user (0016), and NOINHERIT: it takes neither that role's
+        # policies nor any privileges from it.
+        cur.execute("SELECT g.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member"
+                    " JOIN pg_roles g ON g.oid = m.roleid WHERE r.rolname = 'tekup_app'")
+        assert cur.fetchall() == [("tekup_app_user",)]
+        assert inherit is False
+        # tekup_app_user: no login, no bypass, no membership of its own.
+        cur.execute("SELECT rolsuper, rolbypassrls, rolcreatedb, rolcreaterole, rolreplication,"
+                    " rolcanlogin FROM pg_roles WHERE rolname = 'tekup_app_user'")
+        assert cur.fetchone() == (False, False, False, False, False, False)
         cur.execute("SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member"
-                    " WHERE r.rolname = 'tekup_app'")
+                    " WHERE r.rolname = 'tekup_app_user'")
         assert cur.fetchone()[0] == 0
         # Owns no table, view, sequence or function in public.
         cur.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -244,80 +255,87 @@ def request_role_attributes(ctx):
         c.close()
 
 
+def assert_request_role_grants(cur, role):
+    # Every table in the schema: the listed grants, and none on any other
+    # (a table added later gets nothing unless granted on purpose).
+    cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    tables = [r[0] for r in cur.fetchall()]
+    assert set(EXPECTED_GRANTS) <= set(tables), tables
+    for table in tables:
+        want = EXPECTED_GRANTS.get(table, set())
+        got = set()
+        for priv in PRIVILEGES:
+            cur.execute("SELECT has_table_privilege('" + role + "', %s, %s)",
+                        ("public." + table, priv))
+            if cur.fetchone()[0]:
+                got.add(priv)
+        assert got == want, "%s: %s has %s, expected %s" % (table, role, got, want)
+        # No column-level grants either.
+        cur.execute("SELECT count(*) FROM information_schema.column_privileges"
+                    " WHERE grantee = '" + role + "' AND table_name = %s"
+                    " AND privilege_type NOT IN %s",
+                    (table, tuple(want) if want else ("",)))
+        assert cur.fetchone()[0] == 0, table
+    # No sequence either.
+    cur.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = 'public' AND c.relkind = 'S'"
+                " AND (has_sequence_privilege('" + role + "', c.oid, 'USAGE')"
+                " OR has_sequence_privilege('" + role + "', c.oid, 'SELECT')"
+                " OR has_sequence_privilege('" + role + "', c.oid, 'UPDATE'))")
+    assert cur.fetchall() == []
+    # Functions: exactly the granted set (a function added later without
+    # REVOKE ... FROM PUBLIC would show up here).
+    cur.execute("SELECT p.oid::regprocedure::text FROM pg_proc p"
+                " JOIN pg_namespace n ON n.oid = p.pronamespace"
+                " WHERE n.nspname = 'public' AND has_function_privilege('" + role + "', p.oid,"
+                " 'EXECUTE')")
+    got_funcs = {r[0] for r in cur.fetchall()}
+    assert got_funcs == EXPECTED_FUNCTIONS, (
+        "extra: %s, missing: %s" % (sorted(got_funcs - EXPECTED_FUNCTIONS),
+                                    sorted(EXPECTED_FUNCTIONS - got_funcs)))
+    # The operator's functions in particular stay closed.
+    for fn in ("make_tenant_slug(text)", "tenant_apply_plan(uuid,text)",
+               "create_sample_data(uuid,uuid,integer)", "tenant_usage(uuid)",
+               "tenant_set_status(uuid,text)", "delete_tenant(uuid,boolean)",
+               "migrate_tenant_data(uuid,uuid,boolean,boolean,boolean)",
+               "purge_tenant_retention(uuid,boolean)"):
+        cur.execute("SELECT has_function_privilege('" + role + "', %s, 'EXECUTE')", (fn,))
+        assert cur.fetchone()[0] is False, fn
+    cur.execute("SELECT count(*) FROM pg_proc WHERE proname = 'provision_tenant'"
+                " AND has_function_privilege('" + role + "', oid, 'EXECUTE')")
+    assert cur.fetchone()[0] == 0
+    cur.execute("SELECT prosecdef, provolatile FROM pg_proc WHERE proname = 'resolve_api_key'")
+    assert cur.fetchall() == [(True, "v")]
+    cur.execute("SELECT prosecdef, provolatile, pg_get_functiondef(oid) FROM pg_proc"
+                " WHERE proname = 'current_tenant_id'")
+    rows = cur.fetchall()
+    assert len(rows) == 1 and rows[0][:2] == (False, "s"), rows
+    assert "NULLIF(current_setting('app.current_tenant', true), '')::uuid" in rows[0][2], rows
+    # The only SECURITY DEFINER functions tekup_app can execute:
+    # resolve_api_key, and wal_flush_point, which sets a sequence of its
+    # own (0013) and takes no argument.
+    cur.execute("SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+                " WHERE n.nspname = 'public' AND p.prosecdef"
+                " AND has_function_privilege('" + role + "', p.oid, 'EXECUTE') ORDER BY 1")
+    assert cur.fetchall() == [("resolve_api_key",), ("wal_flush_point",)]
+    cur.execute("SELECT pg_get_functiondef('wal_flush_point()'::regprocedure)")
+    body = cur.fetchone()[0]
+    assert "PERFORM setval('public.wal_flush_seq', 1, true);" in body, body
+    # setval writes WAL (which the anchor's COMMIT must flush) only for
+    # a logged sequence.
+    cur.execute("SELECT relpersistence FROM pg_class WHERE oid = 'public.wal_flush_seq'::regclass")
+    assert cur.fetchone()[0] == "p"
+
+
 @test
 def request_role_has_exactly_the_needed_grants(ctx):
+    # tekup_app_user (0016) holds exactly tekup_app's grants: only the
+    # policies differ between the two.
     c = ctx.app_db()
     try:
         cur = c.cursor()
-        # Every table in the schema: the listed grants, and none on any other
-        # (a table added later gets nothing unless granted on purpose).
-        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-        tables = [r[0] for r in cur.fetchall()]
-        assert set(EXPECTED_GRANTS) <= set(tables), tables
-        for table in tables:
-            want = EXPECTED_GRANTS.get(table, set())
-            got = set()
-            for priv in PRIVILEGES:
-                cur.execute("SELECT has_table_privilege('tekup_app', %s, %s)",
-                            ("public." + table, priv))
-                if cur.fetchone()[0]:
-                    got.add(priv)
-            assert got == want, "%s: tekup_app has %s, expected %s" % (table, got, want)
-            # No column-level grants either.
-            cur.execute("SELECT count(*) FROM information_schema.column_privileges"
-                        " WHERE grantee = 'tekup_app' AND table_name = %s"
-                        " AND privilege_type NOT IN %s",
-                        (table, tuple(want) if want else ("",)))
-            assert cur.fetchone()[0] == 0, table
-        # No sequence either.
-        cur.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                    " WHERE n.nspname = 'public' AND c.relkind = 'S'"
-                    " AND (has_sequence_privilege('tekup_app', c.oid, 'USAGE')"
-                    " OR has_sequence_privilege('tekup_app', c.oid, 'SELECT')"
-                    " OR has_sequence_privilege('tekup_app', c.oid, 'UPDATE'))")
-        assert cur.fetchall() == []
-        # Functions: exactly the granted set (a function added later without
-        # REVOKE ... FROM PUBLIC would show up here).
-        cur.execute("SELECT p.oid::regprocedure::text FROM pg_proc p"
-                    " JOIN pg_namespace n ON n.oid = p.pronamespace"
-                    " WHERE n.nspname = 'public' AND has_function_privilege('tekup_app', p.oid,"
-                    " 'EXECUTE')")
-        got_funcs = {r[0] for r in cur.fetchall()}
-        assert got_funcs == EXPECTED_FUNCTIONS, (
-            "extra: %s, missing: %s" % (sorted(got_funcs - EXPECTED_FUNCTIONS),
-                                        sorted(EXPECTED_FUNCTIONS - got_funcs)))
-        # The operator's functions in particular stay closed.
-        for fn in ("make_tenant_slug(text)", "tenant_apply_plan(uuid,text)",
-                   "create_sample_data(uuid,uuid,integer)", "tenant_usage(uuid)",
-                   "tenant_set_status(uuid,text)", "delete_tenant(uuid,boolean)",
-                   "migrate_tenant_data(uuid,uuid,boolean,boolean,boolean)",
-                   "purge_tenant_retention(uuid,boolean)"):
-            cur.execute("SELECT has_function_privilege('tekup_app', %s, 'EXECUTE')", (fn,))
-            assert cur.fetchone()[0] is False, fn
-        cur.execute("SELECT count(*) FROM pg_proc WHERE proname = 'provision_tenant'"
-                    " AND has_function_privilege('tekup_app', oid, 'EXECUTE')")
-        assert cur.fetchone()[0] == 0
-        cur.execute("SELECT prosecdef, provolatile FROM pg_proc WHERE proname = 'resolve_api_key'")
-        assert cur.fetchall() == [(True, "v")]
-        cur.execute("SELECT prosecdef, provolatile, pg_get_functiondef(oid) FROM pg_proc"
-                    " WHERE proname = 'current_tenant_id'")
-        rows = cur.fetchall()
-        assert len(rows) == 1 and rows[0][:2] == (False, "s"), rows
-        assert "NULLIF(current_setting('app.current_tenant', true), '')::uuid" in rows[0][2], rows
-        # The only SECURITY DEFINER functions tekup_app can execute:
-        # resolve_api_key, and wal_flush_point, which sets a sequence of its
-        # own (0013) and takes no argument.
-        cur.execute("SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
-                    " WHERE n.nspname = 'public' AND p.prosecdef"
-                    " AND has_function_privilege('tekup_app', p.oid, 'EXECUTE') ORDER BY 1")
-        assert cur.fetchall() == [("resolve_api_key",), ("wal_flush_point",)]
-        cur.execute("SELECT pg_get_functiondef('wal_flush_point()'::regprocedure)")
-        body = cur.fetchone()[0]
-        assert "PERFORM setval('public.wal_flush_seq', 1, true);" in body, body
-        # setval writes WAL (which the anchor's COMMIT must flush) only for
-        # a logged sequence.
-        cur.execute("SELECT relpersistence FROM pg_class WHERE oid = 'public.wal_flush_seq'::regclass")
-        assert cur.fetchone()[0] == "p"
+        for role in ("tekup_app", "tekup_app_user"):
+            assert_request_role_grants(cur, role)
         c.rollback()
     finally:
         c.close()
@@ -355,16 +373,20 @@ def rls_enabled_and_forced_on_every_tenant_table(ctx):
 
 
 ROLE_EXPR = "lead_access(created_by, assigned_to)"
-# 0010: the read rule runs its row-independent parts once per query.
-ROLE_READ_EXPR = ("(( SELECT lead_access_all() AS lead_access_all)"
-                  " OR (assigned_to = current_app_user_id())"
-                  " OR (created_by = current_app_user_id()))")
+# 0016: reads by role - the login role reads the whole tenant (inside the
+# restrictive wall), tekup_app_user the leads assigned to or created by the
+# user.
+USER_READ_EXPR = "((assigned_to = current_app_user_id()) OR (created_by = current_app_user_id()))"
+# The policies that apply to one role only; every other applies to all.
+POLICY_ROLES = {("leads", "leads_role_select"): ["tekup_app"],
+                ("leads", "leads_user_select"): ["tekup_app_user"]}
 VIA_LEAD_EXPR = "activity_lead_visible(tenant_id, lead_id)"
 # (name, permissive, cmd, qual, with_check) of every policy, per table.
 EXPECTED_POLICIES = {
     "leads": {
         ("leads_tenant_wall", "RESTRICTIVE", "ALL", TENANT_EXPR, TENANT_EXPR),
-        ("leads_role_select", "PERMISSIVE", "SELECT", ROLE_READ_EXPR, None),
+        ("leads_role_select", "PERMISSIVE", "SELECT", "true", None),
+        ("leads_user_select", "PERMISSIVE", "SELECT", USER_READ_EXPR, None),
         ("leads_role_insert", "PERMISSIVE", "INSERT", None, ROLE_EXPR),
         ("leads_role_update", "PERMISSIVE", "UPDATE", ROLE_EXPR, ROLE_EXPR),
         ("leads_role_delete", "PERMISSIVE", "DELETE", ROLE_EXPR, None),
@@ -416,7 +438,7 @@ def every_policy_goes_through_current_tenant_id(ctx):
                             " with_check FROM pg_policies WHERE schemaname = 'public'")
     by_table = {}
     for table, name, permissive, roles, cmd, qual, check in rows:
-        assert roles == ["public"], (table, name, roles)
+        assert roles == POLICY_ROLES.get((table, name), ["public"]), (table, name, roles)
         by_table.setdefault(table, set()).add((name, permissive, cmd, qual, check))
     assert set(TENANT_TABLES) | {"tenants"} <= set(by_table), by_table.keys()
     # Exactly the policies the migrations define, on each of these tables.
@@ -445,26 +467,22 @@ def every_policy_goes_through_current_tenant_id(ctx):
             assert tenant_bound(by_table[table], cmd, TENANT_EXPR), (table, cmd,
                                                                      sorted(by_table[table]))
     assert tenant_bound(by_table["tenants"], "SELECT", "(id = current_tenant_id())")
-    # No policy is a bare "true".  Subqueries: none on writes (Citus rejects
-    # them in an INSERT); on reads only leads_role_select's, and those read
-    # no table - "( SELECT lead_access_all() AS lead_access_all)", which
-    # PostgreSQL runs once per query (0010).
+    # No policy is a bare "true" but the login role's read of leads, which
+    # the restrictive wall above binds to the tenant.  No subqueries (Citus
+    # rejects them in an INSERT).
     for table, name, permissive, roles, cmd, qual, check in rows:
-        assert "SELECT" not in (check or "").upper(), (name, check)
-        assert "true" not in (qual or "").lower() + (check or "").lower(), (name, qual, check)
-        rest = (qual or "").replace("( SELECT lead_access_all() AS lead_access_all)", "")
-        assert "SELECT" not in rest.upper(), (name, qual)
-        assert rest == (qual or "") or (table, name) == ("leads", "leads_role_select"), name
+        assert "SELECT" not in (check or "").upper() + (qual or "").upper(), (name, qual, check)
+        if (table, name) != ("leads", "leads_role_select"):
+            assert "true" not in (qual or "").lower() + (check or "").lower(), (name, qual)
     # The role functions the policies call are plain (not SECURITY DEFINER),
     # so activity_lead_visible's look-up of the lead runs under the caller's
     # own row security.
     fns = owner_query(ctx, "SELECT proname, prosecdef, provolatile FROM pg_proc"
                            " WHERE proname IN ('lead_access', 'activity_lead_visible',"
-                           " 'current_app_user_role', 'current_app_user_id', 'lead_access_all')"
+                           " 'current_app_user_role', 'current_app_user_id')"
                            " ORDER BY proname")
     assert fns == [("activity_lead_visible", False, "s"), ("current_app_user_id", False, "s"),
-                   ("current_app_user_role", False, "s"), ("lead_access", False, "s"),
-                   ("lead_access_all", False, "s")], fns
+                   ("current_app_user_role", False, "s"), ("lead_access", False, "s")], fns
 
 
 @test
@@ -492,8 +510,11 @@ def request_role_cannot_change_the_security_setup(ctx):
                     " AS $$ SELECT NULL::uuid $$",
                     "CREATE OR REPLACE FUNCTION lead_access(uuid, uuid) RETURNS boolean"
                     " LANGUAGE sql AS $$ SELECT true $$",
-                    "CREATE OR REPLACE FUNCTION lead_access_all() RETURNS boolean"
-                    " LANGUAGE sql AS $$ SELECT true $$",
+                    "DROP POLICY leads_user_select ON leads",
+                    "ALTER POLICY leads_user_select ON leads TO tekup_app",
+                    "ALTER ROLE tekup_app_user BYPASSRLS",
+                    "ALTER ROLE tekup_app INHERIT",
+                    "GRANT tekup_owner TO tekup_app_user",
                     "ALTER FUNCTION activity_lead_visible(uuid, uuid) SECURITY DEFINER",
                     "GRANT SELECT ON api_keys TO tekup_app",
                     "ALTER ROLE tekup_app BYPASSRLS"):

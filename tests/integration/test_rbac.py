@@ -157,6 +157,8 @@ def app_session(conn, tenant, user=None, role=None):
     if user:
         cur.execute("SET LOCAL app.\"current_user\" = %s", (user,))
         cur.execute("SET LOCAL app.current_user_role = %s", (role,))
+        if role != "admin":  # as the server does (migration 0016)
+            cur.execute("SET LOCAL ROLE tekup_app_user")
     return cur
 
 
@@ -430,13 +432,24 @@ def database_level_visibility_as_the_request_role(ctx):
         assert cur.rowcount == 1
         conn.rollback()
 
-        # A user without a role is treated as a plain user (fails closed).
+        # Reads as tekup_app_user follow the user rule whatever the settings
+        # claim (fails closed): an "admin" role setting sees only the user's
+        # own leads, and no user at all sees nothing.
         cur = conn.cursor()
         cur.execute("BEGIN")
         cur.execute("SET LOCAL app.current_tenant = %s", (w.a.id,))
         cur.execute("SET LOCAL app.\"current_user\" = %s", (w.uid["unrelated"],))
+        cur.execute("SET LOCAL app.current_user_role = 'admin'")
+        cur.execute("SET LOCAL ROLE tekup_app_user")
         cur.execute("SELECT id::text FROM leads")
         assert {row[0] for row in cur.fetchall()} == set(visible_by_rule(ctx, w, "unrelated"))
+        conn.rollback()
+        cur = conn.cursor()
+        cur.execute("BEGIN")
+        cur.execute("SET LOCAL app.current_tenant = %s", (w.a.id,))
+        cur.execute("SET LOCAL ROLE tekup_app_user")
+        cur.execute("SELECT count(*) FROM leads")
+        assert cur.fetchone()[0] == 0
         conn.rollback()
 
         # Without a tenant, a user and even an "admin" role see nothing.
@@ -567,13 +580,25 @@ def assigned_to_must_be_a_user_of_the_same_tenant(ctx):
 @test
 def policies_are_a_restrictive_tenant_wall_and_a_permissive_role_rule(ctx):
     rows = owner_rows(ctx, "SELECT tablename::text, policyname::text, permissive, cmd, qual,"
-                           " with_check FROM pg_policies WHERE tablename IN ('leads', 'activities')")
+                           " with_check, roles::text[] FROM pg_policies"
+                           " WHERE tablename IN ('leads', 'activities')")
     by_table = {}
-    for table, name, permissive, cmd, qual, check in rows:
+    for table, name, permissive, cmd, qual, check, roles in rows:
+        if (table, name) == ("leads", "leads_role_select"):
+            # Reads (0016): the login role (integration key, admins) reads
+            # the whole tenant; tekup_app_user has the user rule below.
+            assert (roles, qual, check) == (["tekup_app"], "true", None), (roles, qual, check)
+            continue
+        if (table, name) == ("leads", "leads_user_select"):
+            assert roles == ["tekup_app_user"], roles
+            assert qual == ("((assigned_to = current_app_user_id()) OR"
+                            " (created_by = current_app_user_id()))"), qual
+        else:
+            assert roles == ["public"], (table, name, roles)
         by_table.setdefault(table, []).append((name, permissive, cmd, qual or "", check or ""))
-    # leads: lead_access(...) on writes; on reads (0010) the same rule with
-    # its row-independent parts run once per query.
-    for table, rule in (("leads", ("lead_access(created_by, assigned_to)", "lead_access_all()")),
+    # leads: lead_access(...) on writes; on reads the user rule of 0016.
+    for table, rule in (("leads", ("lead_access(created_by, assigned_to)",
+                                   "current_app_user_id()")),
                         ("activities", ("activity_lead_visible(",))):
         pols = by_table.get(table, [])
         walls = [p for p in pols if p[1] == "RESTRICTIVE"]

@@ -23,6 +23,8 @@ import json
 import time
 import uuid
 
+import psycopg2
+
 from harness import Server, assert_error, call, login, new_org, owner, send_all, test
 
 CONNECTIONS = 16
@@ -455,3 +457,41 @@ def without_session_assert_or_with_the_cache_off_sessions_are_verified_the_old_w
                      "invalid_session")
     finally:
         owner(ctx, rename % ("session_assert_gone", "session_assert"))
+
+
+@test
+def the_session_check_requires_the_database_role_of_the_users_role(ctx):
+    """session_assert (0016) vouches for the role the transaction reads as,
+    not only for the settings: a plain user's remembered session passes only
+    as tekup_app_user, an admin's only as the login role, so a server that
+    chose the wrong role would fail the transaction (TKS01) instead of
+    reading with the wrong policy."""
+    org = new_org(ctx, "Session role check")
+    uid, email = add_user(ctx, org, "user")
+    user_token = sign_in(ctx, org, email)
+    admin_token = sign_in(ctx, org, org.admin_email)
+    admin_id = owner(ctx, "SELECT user_id::text FROM sessions WHERE token_hash ="
+                          " sha256(%s::bytea)", (admin_token.encode(),))[0][0]
+    c = ctx.app_db()
+    try:
+        for who, token, role, as_user_role, passes in (
+                ("user", user_token, "user", True, True),
+                ("user", user_token, "user", False, False),
+                ("admin", admin_token, "admin", False, True),
+                ("admin", admin_token, "admin", True, False)):
+            cur = c.cursor()
+            cur.execute("BEGIN")
+            cur.execute("SET LOCAL app.current_tenant = %s", (org.id,))
+            cur.execute("SET LOCAL app.\"current_user\" = %s", (uid if who == "user" else admin_id,))
+            cur.execute("SET LOCAL app.current_user_role = %s", (role,))
+            if as_user_role:
+                cur.execute("SET LOCAL ROLE tekup_app_user")
+            try:
+                cur.execute("SELECT session_assert(%s, sha256(%s::bytea))",
+                            (org.id, token.encode()))
+                assert passes, (who, as_user_role)
+            except psycopg2.Error as e:
+                assert not passes and e.pgcode == "TKS01", (who, as_user_role, e.pgcode)
+            c.rollback()
+    finally:
+        c.close()
