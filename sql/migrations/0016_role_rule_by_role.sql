@@ -21,6 +21,16 @@
 -- the server chose.  session_assert (0012) now also checks that a cached
 -- session's user runs as the role that matches their tenant role.
 --
+-- A server older than this migration never switches roles: it would run a
+-- plain user's reads as tekup_app, which now reads the whole tenant.  So the
+-- leads wall refuses that context: for the login role with a plain user's
+-- settings (app.current_user_role = 'user') it compares tenant_id with NULL
+-- and matches nothing, reads and writes alike.  A rolling upgrade, or a
+-- server started on the older schema, fails closed for plain users until it
+-- runs this version.  The check is part of the wall's one-time comparison,
+-- evaluated once per statement, not per row: W1 counts 7,000 more
+-- instructions per transaction (bench/README.md).
+--
 -- tekup_app is a member of tekup_app_user (so it may SET ROLE to it) but
 -- should not inherit it: NOINHERIT keeps tekup_app_user's policy off
 -- tekup_app's queries (with INHERIT both apply, OR-ed to the same answer,
@@ -96,6 +106,19 @@ CREATE POLICY leads_user_select ON leads FOR SELECT TO tekup_app_user
     USING (assigned_to = current_app_user_id() OR created_by = current_app_user_id());
 -- 0010's "sees everything" test is the choice of role now.
 DROP FUNCTION lead_access_all();
+
+-- The tenant a statement on leads may touch: current_tenant_id(), except in
+-- a plain user's context on any role but tekup_app_user (see the top).
+CREATE FUNCTION lead_wall_tenant_id() RETURNS uuid
+    LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN current_setting('app.current_user_role', true) IS DISTINCT FROM 'user'
+                  OR current_user = 'tekup_app_user'
+                THEN current_tenant_id() END
+$$;
+REVOKE ALL ON FUNCTION lead_wall_tenant_id() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lead_wall_tenant_id() TO tekup_app, tekup_app_user, tekup_operator;
+ALTER POLICY leads_tenant_wall ON leads
+    USING (tenant_id = lead_wall_tenant_id()) WITH CHECK (tenant_id = lead_wall_tenant_id());
 
 -- 0012's check, plus: a plain user runs as tekup_app_user and an admin does
 -- not, so a server that set the wrong role fails the transaction (TKS01)

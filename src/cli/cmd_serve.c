@@ -82,6 +82,29 @@ static session_cache *sessions_if_supported(const tk_config *cfg, db_pool *pool)
 }
 
 /*
+ * Whether the schema has tekup_app_user and its policy (migration 0016),
+ * for a binary newer than its schema (serve --no-migrate): without them a
+ * plain user's transactions stay on the login role, whose older policies
+ * read the user from the settings.  If the database cannot be asked, the
+ * role is assumed (a plain user's requests then fail rather than read more).
+ */
+static void detect_user_role(db_pool *pool)
+{
+	bool exists = true;
+	tk_error err = {0};
+	if (ask_database(pool,
+	                 "SELECT to_regrole('tekup_app_user') IS NOT NULL AND EXISTS (SELECT 1"
+	                 " FROM pg_policies WHERE schemaname = 'public' AND tablename = 'leads'"
+	                 " AND policyname = 'leads_user_select')",
+	                 &exists, 1, &err) &&
+	    !exists) {
+		log_warn("the schema has no tekup_app_user (run tekup migrate, then restart): "
+		         "signed-in users who are not admins read leads as before");
+		db_tx_user_role_exists(false);
+	}
+}
+
+/*
  * Whether the writes of a pipeline may share one WAL flush (db/tx.h,
  * db_tx_flush): when configured, the schema has wal_flush_point()
  * (migration 0013), and the database is not a Citus coordinator, whose
@@ -218,6 +241,7 @@ int cmd_serve(int argc, char **argv)
 	operator_pool = db_pool_create(&oo);
 	tenants = tenant_cache_create(cfg.key_cache_ttl_ms);
 	sessions = sessions_if_supported(&cfg, pool);
+	detect_user_role(pool);
 	tk_app app = {.cfg = &cfg,
 	              .pool = pool,
 	              .operator_pool = operator_pool,

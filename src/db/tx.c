@@ -3,6 +3,7 @@
  */
 #include "db/tx.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -148,11 +149,19 @@ static bool send_control(db_tx *tx, PGconn *pg, const char *name, const char *sq
 	return PQsendQueryPrepared(pg, name, 0, NULL, NULL, NULL, 0) == 1;
 }
 
+static atomic_bool user_role_exists = true;
+
+void db_tx_user_role_exists(bool exists)
+{
+	atomic_store(&user_role_exists, exists);
+}
+
 /* Whether the transaction switches to tekup_app_user: a signed-in user who
- * is not an admin. */
+ * is not an admin, on a schema that has the role. */
 static bool runs_as_user_role(const db_tx *tx)
 {
-	return tx->has_user && strcmp(tx->user_role, "admin") != 0;
+	return tx->has_user && strcmp(tx->user_role, "admin") != 0 &&
+	       atomic_load_explicit(&user_role_exists, memory_order_relaxed);
 }
 
 static bool send_stmt(db_tx *tx, tx_stmt *s)

@@ -82,9 +82,12 @@ EXPECTED_FUNCTIONS = {
     "leads_set_created_by()", "activities_touch_lead()", "leads_record_status_change()",
     "users_enforce_max()", "user_json(uuid,uuid)",
     "user_change(uuid,uuid,text,text,boolean,text)",
-    "session_assert(uuid,bytea)", "wal_flush_point()",
+    "session_assert(uuid,bytea)", "wal_flush_point()", "lead_wall_tenant_id()",
 }
 TENANT_EXPR = "(tenant_id = current_tenant_id())"
+# 0016: the leads wall also refuses a plain user's context on the login role.
+LEADS_TENANT_EXPR = "(tenant_id = lead_wall_tenant_id())"
+WALL_EXPR = {"leads": LEADS_TENANT_EXPR}
 
 
 # --------------------------------------------------------------------------
@@ -384,7 +387,7 @@ VIA_LEAD_EXPR = "activity_lead_visible(tenant_id, lead_id)"
 # (name, permissive, cmd, qual, with_check) of every policy, per table.
 EXPECTED_POLICIES = {
     "leads": {
-        ("leads_tenant_wall", "RESTRICTIVE", "ALL", TENANT_EXPR, TENANT_EXPR),
+        ("leads_tenant_wall", "RESTRICTIVE", "ALL", LEADS_TENANT_EXPR, LEADS_TENANT_EXPR),
         ("leads_role_select", "PERMISSIVE", "SELECT", "true", None),
         ("leads_user_select", "PERMISSIVE", "SELECT", USER_READ_EXPR, None),
         ("leads_role_insert", "PERMISSIVE", "INSERT", None, ROLE_EXPR),
@@ -450,8 +453,9 @@ def every_policy_goes_through_current_tenant_id(ctx):
     # policies, and a role rule could then reach another tenant's rows.
     for table in ("leads", "activities"):
         restrictive = [p for p in by_table[table] if p[1] == "RESTRICTIVE"]
-        assert restrictive == [(table + "_tenant_wall", "RESTRICTIVE", "ALL", TENANT_EXPR,
-                                TENANT_EXPR)], (table, restrictive)
+        wall = WALL_EXPR.get(table, TENANT_EXPR)
+        assert restrictive == [(table + "_tenant_wall", "RESTRICTIVE", "ALL", wall,
+                                wall)], (table, restrictive)
         # A restrictive policy alone grants nothing: there is a permissive
         # (role) policy for every command, so the API still works.
         for cmd in ("SELECT", "INSERT", "UPDATE", "DELETE"):
@@ -464,8 +468,14 @@ def every_policy_goes_through_current_tenant_id(ctx):
              " AND column_name = 'tenant_id'")}
     for table in set(TENANT_TABLES) | (set(by_table) & with_tenant_id):
         for cmd in ("SELECT", "INSERT", "UPDATE", "DELETE"):
-            assert tenant_bound(by_table[table], cmd, TENANT_EXPR), (table, cmd,
-                                                                     sorted(by_table[table]))
+            assert tenant_bound(by_table[table], cmd, WALL_EXPR.get(table, TENANT_EXPR)), (
+                table, cmd, sorted(by_table[table]))
+    # The leads wall's function is current_tenant_id() but for a plain
+    # user's context outside tekup_app_user, where it is NULL.
+    body = owner_query(ctx, "SELECT pg_get_functiondef('lead_wall_tenant_id()'::regprocedure)")
+    assert ("SELECT CASE WHEN current_setting('app.current_user_role', true) IS DISTINCT FROM"
+            " 'user'\n                  OR current_user = 'tekup_app_user'\n"
+            "                THEN current_tenant_id() END") in body[0][0], body
     assert tenant_bound(by_table["tenants"], "SELECT", "(id = current_tenant_id())")
     # No policy is a bare "true" but the login role's read of leads, which
     # the restrictive wall above binds to the tenant.  No subqueries (Citus

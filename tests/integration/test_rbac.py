@@ -31,7 +31,7 @@ import uuid
 
 import psycopg2
 
-from harness import call, login, new_org, assert_error, test
+from harness import Server, assert_error, call, login, new_org, test
 
 PASSWORD = "correct horse 9"
 
@@ -452,6 +452,30 @@ def database_level_visibility_as_the_request_role(ctx):
         assert cur.fetchone()[0] == 0
         conn.rollback()
 
+        # A plain user's context on the login role - what a server older
+        # than 0016 sends, never switching roles - reads and writes no lead
+        # (the leads wall refuses it), and so reaches no activity either.
+        cur = conn.cursor()
+        cur.execute("BEGIN")
+        cur.execute("SET LOCAL app.current_tenant = %s", (w.a.id,))
+        cur.execute("SET LOCAL app.\"current_user\" = %s", (w.uid["creator"],))
+        cur.execute("SET LOCAL app.current_user_role = 'user'")
+        cur.execute("SELECT count(*) FROM leads")
+        assert cur.fetchone()[0] == 0
+        cur.execute("SELECT count(*) FROM activities")
+        assert cur.fetchone()[0] == 0
+        cur.execute("UPDATE leads SET name = 'old server' WHERE id = %s", (lid,))
+        assert cur.rowcount == 0
+        cur.execute("DELETE FROM leads WHERE id = %s", (lid,))
+        assert cur.rowcount == 0
+        try:
+            cur.execute("INSERT INTO leads (tenant_id, name) VALUES (%s, 'old server')",
+                        (w.a.id,))
+            raise AssertionError("a plain user's context on the login role inserted a lead")
+        except psycopg2.Error as e:
+            assert e.pgcode == "42501", (e.pgcode, e)
+        conn.rollback()
+
         # Without a tenant, a user and even an "admin" role see nothing.
         cur = app_session(conn, None, w.uid["admin"], "admin")
         cur.execute("SELECT count(*) FROM leads")
@@ -603,8 +627,9 @@ def policies_are_a_restrictive_tenant_wall_and_a_permissive_role_rule(ctx):
         pols = by_table.get(table, [])
         walls = [p for p in pols if p[1] == "RESTRICTIVE"]
         assert walls, (table, pols)
-        assert any(p[2] == "ALL" and "current_tenant_id()" in p[3]
-                   and "current_tenant_id()" in p[4] for p in walls), (table, walls)
+        tenant_fn = "lead_wall_tenant_id()" if table == "leads" else "current_tenant_id()"
+        assert any(p[2] == "ALL" and tenant_fn in p[3] and tenant_fn in p[4]
+                   for p in walls), (table, walls)
         permissive = [p for p in pols if p[1] == "PERMISSIVE"]
         assert permissive, (table, pols)
         # Every permissive policy carries the role rule: none of them is a
@@ -619,3 +644,36 @@ def policies_are_a_restrictive_tenant_wall_and_a_permissive_role_rule(ctx):
     assert len(forced) == 6, forced
     for relname, enabled, force in forced:
         assert enabled and force, relname
+
+
+@test
+def a_schema_without_the_user_role_is_found_at_start_and_plain_users_fail_closed(ctx):
+    """serve on a schema without 0016's user policy (a binary newer than its
+    schema, serve --no-migrate) warns at start and leaves plain users on the
+    login role.  Where the leads wall of 0016 is present (here: only the
+    policy is gone), that context reads no lead at all - never more than
+    the user rule allows; admins and the integration are unaffected."""
+    w = world(ctx)
+    lead = shared_lead(ctx, w, "schema probe")["id"]
+    rename = "ALTER POLICY %s ON leads RENAME TO %s"
+    owner_rows(ctx, rename % ("leads_user_select", "leads_user_select_gone"))
+    try:
+        srv = Server(ctx)
+        try:
+            assert "the schema has no tekup_app_user" in srv.output()
+            for actor, tok, sees in (("integration", None, True), ("admin", w.admin_tok, True),
+                                     ("assignee", w.tok["assignee"], False)):
+                headers = {"Authorization": "Bearer " + tok} if tok else {}
+                r = ctx.http("GET", "/v1/leads?limit=100", key=w.a.key, port=srv.port,
+                             headers=headers)
+                assert r.status == 200, (actor, r)
+                got = {row["id"] for row in r.json["data"]}
+                assert (lead in got) == sees and (sees or got == set()), (actor, got)
+        finally:
+            assert srv.stop() == 0
+    finally:
+        owner_rows(ctx, rename % ("leads_user_select_gone", "leads_user_select"))
+    # Restored: the shared server (which found the policy at start) serves
+    # the assignee by the rule again.
+    r = call(ctx, "GET", "/v1/leads?limit=100", w.a.key, w.tok["assignee"])
+    assert r.status == 200 and lead in {row["id"] for row in r.json["data"]}, r
