@@ -16,9 +16,9 @@
 --   * tekup_app_user (a signed-in user who is not an admin; the server sets
 --     it per transaction with SET LOCAL ROLE) reads the leads assigned to or
 --     created by that user.
--- The RESTRICTIVE tenant wall applies to both, unchanged.  Writes keep
--- lead_access() (0008): it reads the settings, so it holds whichever role
--- the server chose.  session_assert (0012) now also checks that a cached
+-- The RESTRICTIVE tenant wall applies to both, with one check added
+-- (below).  Writes keep lead_access() (0008): it reads the settings, so it
+-- holds whichever role the server chose.  session_assert (0012) now also checks that a cached
 -- session's user runs as the role that matches their tenant role.
 --
 -- A server older than this migration never switches roles: it would run a
