@@ -162,6 +162,21 @@ def app_session(conn, tenant, user=None, role=None):
     return cur
 
 
+def raw_session(conn, tenant, user=None, role_setting=None, db_role=None):
+    """A transaction with exactly these settings and role, whether or not
+    the server would ever send them (app_session sends what it sends)."""
+    cur = conn.cursor()
+    cur.execute("BEGIN")
+    cur.execute("SET LOCAL app.current_tenant = %s", (tenant,))
+    if user:
+        cur.execute("SET LOCAL app.\"current_user\" = %s", (user,))
+    if role_setting:
+        cur.execute("SET LOCAL app.current_user_role = %s", (role_setting,))
+    if db_role:
+        cur.execute("SET LOCAL ROLE " + db_role)
+    return cur
+
+
 # --------------------------------------------------------------------------
 # the matrix over HTTP
 
@@ -435,19 +450,11 @@ def database_level_visibility_as_the_request_role(ctx):
         # Reads as tekup_app_user follow the user rule whatever the settings
         # claim (fails closed): an "admin" role setting sees only the user's
         # own leads, and no user at all sees nothing.
-        cur = conn.cursor()
-        cur.execute("BEGIN")
-        cur.execute("SET LOCAL app.current_tenant = %s", (w.a.id,))
-        cur.execute("SET LOCAL app.\"current_user\" = %s", (w.uid["unrelated"],))
-        cur.execute("SET LOCAL app.current_user_role = 'admin'")
-        cur.execute("SET LOCAL ROLE tekup_app_user")
+        cur = raw_session(conn, w.a.id, w.uid["unrelated"], "admin", "tekup_app_user")
         cur.execute("SELECT id::text FROM leads")
         assert {row[0] for row in cur.fetchall()} == set(visible_by_rule(ctx, w, "unrelated"))
         conn.rollback()
-        cur = conn.cursor()
-        cur.execute("BEGIN")
-        cur.execute("SET LOCAL app.current_tenant = %s", (w.a.id,))
-        cur.execute("SET LOCAL ROLE tekup_app_user")
+        cur = raw_session(conn, w.a.id, db_role="tekup_app_user")
         cur.execute("SELECT count(*) FROM leads")
         assert cur.fetchone()[0] == 0
         conn.rollback()
@@ -455,11 +462,7 @@ def database_level_visibility_as_the_request_role(ctx):
         # A plain user's context on the login role - what a server older
         # than 0016 sends, never switching roles - reads and writes no lead
         # (the leads wall refuses it), and so reaches no activity either.
-        cur = conn.cursor()
-        cur.execute("BEGIN")
-        cur.execute("SET LOCAL app.current_tenant = %s", (w.a.id,))
-        cur.execute("SET LOCAL app.\"current_user\" = %s", (w.uid["creator"],))
-        cur.execute("SET LOCAL app.current_user_role = 'user'")
+        cur = raw_session(conn, w.a.id, w.uid["creator"], "user")
         cur.execute("SELECT count(*) FROM leads")
         assert cur.fetchone()[0] == 0
         cur.execute("SELECT count(*) FROM activities")
