@@ -223,7 +223,11 @@ static tk_status bootstrap(const tk_cluster *c)
 	    " IF NOT pg_has_role('tekup_app', 'tekup_app_user', 'MEMBER') THEN"
 	    "  GRANT tekup_app_user TO tekup_app;"
 	    " END IF;"
-	    " ALTER ROLE tekup_app NOINHERIT;"
+	    /* Only when needed: a write here races another tekup starting at
+	     * the same time ("tuple concurrently updated"). */
+	    " IF (SELECT rolinherit FROM pg_roles WHERE rolname = 'tekup_app') THEN"
+	    "  ALTER ROLE tekup_app NOINHERIT;"
+	    " END IF;"
 	    " END $$";
 	if (superuser_exec(c, "postgres", roles) != TK_OK)
 		return TK_ERR;
