@@ -117,7 +117,10 @@ def a_pipeline_of_writes_is_given_the_time_of_all_their_statements(ctx):
     per transaction plus the grace (8 s).  Each is answered 200 and written
     once."""
     t = ctx.new_tenant()
-    srv = Server(ctx, ["--statement-timeout-ms", "1000", "--threads", "1", "--pool-size", "1"])
+    # The longest key-cache TTL, for the reason given in
+    # a_connection_that_stops_answering_its_rollback_costs_no_worker.
+    srv = Server(ctx, ["--statement-timeout-ms", "1000", "--threads", "1", "--pool-size", "1",
+                       "--key-cache-ttl-ms", "5000"])
     original = None
     try:
         ids = []
@@ -191,7 +194,12 @@ def a_connection_that_stops_answering_its_rollback_costs_no_worker(ctx):
     serves the next request at once.  (Without the deadline the worker
     waited in poll() for as long as the backend was stopped.)"""
     slow, failing = ctx.new_tenant(), ctx.new_tenant()
-    srv = Server(ctx, ["--statement-timeout-ms", "2000", "--threads", "1", "--pool-size", "3"])
+    # The read and the write share a batch only if both keys are still
+    # cached when they arrive (an uncached key is resolved, and its request
+    # run, on the spot): the longest TTL keeps the keys resolved before the
+    # pause valid through it on a slow machine (the 2 s default did not).
+    srv = Server(ctx, ["--statement-timeout-ms", "2000", "--threads", "1", "--pool-size", "3",
+                       "--key-cache-ttl-ms", "5000"])
     original = None
     stopped = None
     try:
@@ -228,7 +236,11 @@ def a_connection_that_stops_answering_its_rollback_costs_no_worker(ctx):
         read.start()
         write.start()
         stopped = find_backend(ctx, "idle in transaction (aborted)", 5)
-        assert stopped, "the failed write's connection was never seen waiting, aborted"
+        if not stopped:
+            for th in (blocker, read, write):
+                th.join(10)
+            raise AssertionError("the failed write's connection was never seen waiting,"
+                                 " aborted; the access log: %r" % access_log(srv))
         os.kill(stopped, signal.SIGSTOP)
         t_stop = time.time()
         give_up = time.time() + 1.5 + 2.0 + GRACE_S + 5.0
