@@ -100,7 +100,7 @@ static void detect_user_role(db_pool *pool)
 	    !exists) {
 		log_warn("the schema has no tekup_app_user (run tekup migrate, then restart): "
 		         "signed-in users who are not admins read leads as before");
-		db_tx_user_role_exists(false);
+		db_pool_set_user_role(pool, false);
 	}
 }
 

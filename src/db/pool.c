@@ -45,6 +45,7 @@ typedef struct stmt_entry {
 } stmt_entry;
 
 struct db_conn {
+	const db_pool *pool;
 	PGconn *pg;
 	bool broken;
 	int slot;
@@ -65,6 +66,7 @@ struct db_pool {
 	int statement_timeout_ms;
 	bool unnamed;
 	atomic_bool pooler_reported; /* found a pooler in front: said so once */
+	atomic_bool user_role;       /* db_pool_set_user_role */
 	pthread_mutex_t lock;
 	pthread_cond_t available;
 	db_conn **slots; /* slot i's connection, or NULL when not connected */
@@ -254,6 +256,7 @@ static tk_status conn_open(db_pool *pool, int slot, db_conn **out, tk_error *err
 		return tk_error_database_unavailable(err);
 	}
 	db_conn *c = tk_calloc(1, sizeof *c);
+	c->pool = pool;
 	c->pg = pg;
 	c->slot = slot;
 	c->unnamed = unnamed;
@@ -283,6 +286,7 @@ db_pool *db_pool_create(const db_pool_options *o)
 	p->statement_timeout_ms = o->statement_timeout_ms;
 	p->unnamed = o->unnamed_statements;
 	atomic_init(&p->pooler_reported, false);
+	atomic_init(&p->user_role, true);
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_condattr_t attr;
 	pthread_condattr_init(&attr);
@@ -522,6 +526,16 @@ PGconn *db_conn_pg(db_conn *c)
 bool db_conn_unnamed_statements(const db_conn *c)
 {
 	return c->unnamed;
+}
+
+void db_pool_set_user_role(db_pool *p, bool exists)
+{
+	atomic_store(&p->user_role, exists);
+}
+
+bool db_conn_user_role(const db_conn *c)
+{
+	return atomic_load_explicit(&c->pool->user_role, memory_order_relaxed);
 }
 
 int db_conn_statement_timeout_ms(const db_conn *c)

@@ -63,6 +63,11 @@ tk_status db_pool_acquire(db_pool *pool, db_conn **out, tk_error *err) TK_MUST_C
  */
 bool db_pool_try_acquire(db_pool *pool, int keep_free, db_conn **out) TK_MUST_CHECK;
 void db_pool_release(db_pool *pool, db_conn *conn);
+/* Whether the schema has tekup_app_user (migration 0016); true until told
+ * otherwise.  Set once at start, before any transaction is sent.  When
+ * wrongly true, a plain user's transactions fail; when wrongly false, the
+ * leads wall of 0016 refuses them: never more rows than the rule allows. */
+void db_pool_set_user_role(db_pool *pool, bool exists);
 /* Closes every connection; no acquire may be in progress. */
 void db_pool_destroy(db_pool *pool);
 
@@ -75,6 +80,8 @@ void db_pool_destroy(db_pool *pool);
 PGconn *db_conn_pg(db_conn *conn);
 bool db_conn_unnamed_statements(const db_conn *conn);
 int db_conn_statement_timeout_ms(const db_conn *conn);
+/* Its pool's db_pool_set_user_role. */
+bool db_conn_user_role(const db_conn *conn);
 /* Statements are cached per database role (as_user: run as tekup_app_user):
  * PostgreSQL re-plans a prepared statement whose policies depend on the
  * role whenever it runs under another role than before, so one name per

@@ -3,7 +3,6 @@
  */
 #include "db/tx.h"
 
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,6 +43,8 @@ struct db_tx {
 	char user[40];
 	const char *user_role;
 	bool has_user;
+	bool plain_user;          /* has a user who is not an admin */
+	bool as_user_role;        /* runs as tekup_app_user: decided by db_tx_send */
 	const char *session_hash; /* bytea hex: check the session first */
 	const char *check_params[2];
 	bool session_ended;  /* that check failed */
@@ -71,8 +72,10 @@ db_tx *db_tx_new(tk_arena *arena, db_conn *conn)
 void db_tx_set_user(db_tx *tx, const char *user_uuid, const char *role)
 {
 	snprintf(tx->user, sizeof tx->user, "%s", user_uuid);
-	tx->user_role = strcmp(role, "admin") == 0 ? "admin" : "user";
+	bool admin = strcmp(role, "admin") == 0;
+	tx->user_role = admin ? "admin" : "user";
 	tx->has_user = true;
+	tx->plain_user = !admin;
 }
 
 void db_tx_check_session(db_tx *tx, const char *token_hash_hex)
@@ -149,21 +152,6 @@ static bool send_control(db_tx *tx, PGconn *pg, const char *name, const char *sq
 	return PQsendQueryPrepared(pg, name, 0, NULL, NULL, NULL, 0) == 1;
 }
 
-static atomic_bool user_role_exists = true;
-
-void db_tx_user_role_exists(bool exists)
-{
-	atomic_store(&user_role_exists, exists);
-}
-
-/* Whether the transaction switches to tekup_app_user: a signed-in user who
- * is not an admin, on a schema that has the role. */
-static bool runs_as_user_role(const db_tx *tx)
-{
-	return tx->has_user && strcmp(tx->user_role, "admin") != 0 &&
-	       atomic_load_explicit(&user_role_exists, memory_order_relaxed);
-}
-
 static bool send_stmt(db_tx *tx, tx_stmt *s)
 {
 	PGconn *pg = db_conn_pg(tx->conn);
@@ -171,7 +159,7 @@ static bool send_stmt(db_tx *tx, tx_stmt *s)
 		return PQsendQueryParams(pg, s->sql, s->nparams, NULL, s->values, NULL, NULL, 0) ==
 		       1;
 	unsigned long h = sql_hash(s->sql);
-	bool as_user = runs_as_user_role(tx);
+	bool as_user = tx->as_user_role;
 	const char *name = db_conn_statement_lookup(tx->conn, s->sql, h, as_user);
 	if (name == NULL) {
 		name = db_conn_statement_reserve(tx->conn, s->sql, h, as_user);
@@ -265,9 +253,11 @@ tk_status db_tx_send(db_tx *tx, bool sync)
 		log_error("a session check without a user and tenant context, or not first");
 		return TK_ERR;
 	}
+	/* A plain user, on a schema that has the role (the connection is
+	 * bound by now; a batch's transaction gets it late, db_tx_bind). */
+	tx->as_user_role = tx->plain_user && db_conn_user_role(tx->conn);
 	int naux = (tx->rollback_first ? 1 : 0) + 1 + (pgbouncer ? 2 : 0) +
-	           (tx->has_tenant ? 1 : 0) + (tx->has_user ? 2 : 0) +
-	           (runs_as_user_role(tx) ? 1 : 0);
+	           (tx->has_tenant ? 1 : 0) + (tx->has_user ? 2 : 0) + (tx->as_user_role ? 1 : 0);
 	if (naux > TX_MAX_AUX) { /* db_tx_receive could not read them all */
 		log_error("a transaction with %d statements before its own", naux);
 		return TK_ERR;
@@ -302,7 +292,7 @@ tk_status db_tx_send(db_tx *tx, bool sync)
 		sent = send_plain(pg, set_user) && send_plain(pg, set_role);
 		tx->naux += 2;
 	}
-	if (sent && runs_as_user_role(tx)) {
+	if (sent && tx->as_user_role) {
 		sent = send_plain(pg, TX_SQL_USER_ROLE);
 		tx->naux++;
 	}

@@ -48,13 +48,8 @@ db_tx *db_tx_new(tk_arena *arena, db_conn *conn);
 void db_tx_set_tenant(db_tx *tx, const char *tenant_uuid);
 /* user_uuid: a validated UUID; role: "admin" or "user" (literals we chose).
  * A "user" transaction runs SET LOCAL ROLE tekup_app_user (migration 0016)
- * unless db_tx_user_role_exists(false) said the schema predates it. */
+ * unless db_pool_set_user_role(false) said the schema predates it. */
 void db_tx_set_user(db_tx *tx, const char *user_uuid, const char *role);
-/* Whether the schema has tekup_app_user (0016); true until told otherwise.
- * Process-wide: set once at start, before any transaction is sent.  When
- * wrongly true, a plain user's transactions fail; when wrongly false, the
- * leads wall of 0016 refuses them: never more rows than the rule allows. */
-void db_tx_user_role_exists(bool exists);
 /* Makes the transaction first check (after the SET LOCALs) that the
  * session whose token has this SHA-256 (bytea hex, borrowed until the tx's
  * last db_tx_send/db_tx_receive; needs a tenant and a user) is live and
