@@ -2,7 +2,8 @@
  * worker.c - the outbox delivery thread (see outbox.h; design in README.md).
  *
  * The thread owns one PostgreSQL connection (operator role, no pipeline
- * mode: plain PQexec/PQexecParams).  Each step is one transaction that
+ * mode: one statement at a time, each answer awaited with a deadline and
+ * the stop flag, worker_exec).  Each step is one transaction that
  * claims one due row (FOR UPDATE SKIP LOCKED), delivers it while holding
  * the row lock, records the outcome and commits; steps repeat until no row
  * is due, then the thread sleeps outbox_poll_ms.  Any database failure
@@ -41,6 +42,14 @@
 #define SESSION_SQL                                                                                \
 	"SET TimeZone = 'UTC'; SET statement_timeout = '10s'; "                                    \
 	"SET idle_in_transaction_session_timeout = '60s'"
+#define SESSION_STATEMENT_TIMEOUT_MS 10000LL
+/* How long an answer is awaited: the statement timeout plus the grace
+ * (db/pool.h).  Longer means PostgreSQL stopped answering (a stopped or
+ * partitioned host): the connection is dropped, so it costs a reconnect,
+ * never the thread (or, with it, the server's shutdown). */
+#define REPLY_DEADLINE_MS (SESSION_STATEMENT_TIMEOUT_MS + DB_REPLY_GRACE_MS)
+/* How often a wait for an answer looks at the stop flag. */
+#define STOP_CHECK_MS 200LL
 
 /* The oldest due row of a kind we can deliver, skipping rows another
  * worker holds.  created_at is formatted here (one formatting authority). */
@@ -124,13 +133,63 @@ static void log_db_error(PGconn *pg, const char *what)
 	log_warn("outbox: %s: %.*s", what, (int)strcspn(msg, "\n"), msg);
 }
 
-/* Runs a statement that returns no rows; logs and fails on any error. */
-static tk_status exec_command(PGconn *pg, const char *sql, int nparams, const char *const *params)
+/*
+ * Sends sql (nparams < 0: the simple protocol, which takes several
+ * statements in one string) and reads every answer.  Returns the first
+ * result that is not want, or else the last; the caller clears it.  NULL
+ * (logged) when it could not be sent, when PostgreSQL did not answer
+ * within REPLY_DEADLINE_MS, or when a stop was asked for meanwhile: the
+ * connection is then unusable, and the caller drops it (PostgreSQL rolls
+ * back; an interrupted COMMIT may have committed, and an undelivered mark
+ * means one more delivery: at least once, README.md).
+ */
+static PGresult *worker_exec(outbox_worker *w, PGconn *pg, const char *sql, int nparams,
+                             const char *const *params, ExecStatusType want)
 {
-	PGresult *r = PQexecParams(pg, sql, nparams, NULL, params, NULL, NULL, 0);
-	tk_status st = PQresultStatus(r) == PGRES_COMMAND_OK ? TK_OK : TK_ERR;
-	if (st != TK_OK)
+	int sent = nparams < 0 ? PQsendQuery(pg, sql)
+	                       : PQsendQueryParams(pg, sql, nparams, NULL, params, NULL, NULL, 0);
+	if (sent != 1) {
 		log_db_error(pg, "database error");
+		return NULL;
+	}
+	long long deadline = db_clock_ms() + REPLY_DEADLINE_MS;
+	PGresult *kept = NULL;
+	for (;;) {
+		bool late = false;
+		long long now = db_clock_ms();
+		long long slice = now + STOP_CHECK_MS < deadline ? now + STOP_CHECK_MS : deadline;
+		PGresult *r = db_get_result(pg, slice, &late);
+		if (late) {
+			if (worker_stopping(w) || db_clock_ms() >= deadline) {
+				if (!worker_stopping(w))
+					log_warn(
+					    "outbox: PostgreSQL did not answer within %lld ms; "
+					    "dropping the connection",
+					    REPLY_DEADLINE_MS);
+				PQclear(kept);
+				return NULL;
+			}
+			continue;
+		}
+		if (r == NULL)
+			return kept;
+		if (kept == NULL || PQresultStatus(kept) == want) {
+			PQclear(kept);
+			kept = r;
+		} else {
+			PQclear(r);
+		}
+	}
+}
+
+/* Runs a statement that returns no rows; logs and fails on any error. */
+static tk_status exec_command(outbox_worker *w, const char *sql, int nparams,
+                              const char *const *params)
+{
+	PGresult *r = worker_exec(w, w->pg, sql, nparams, params, PGRES_COMMAND_OK);
+	tk_status st = PQresultStatus(r) == PGRES_COMMAND_OK ? TK_OK : TK_ERR;
+	if (st != TK_OK && r != NULL)
+		log_db_error(w->pg, "database error");
 	PQclear(r);
 	return st;
 }
@@ -141,11 +200,9 @@ static tk_status worker_connect(outbox_worker *w)
 	PGconn *pg = NULL;
 	if (db_connect(w->conninfo, &pg, &err) != TK_OK)
 		return TK_ERR; /* db_connect logged why */
-	/* Several statements in one string: only the simple-query PQexec
-	 * takes them. */
-	PGresult *r = PQexec(pg, SESSION_SQL);
+	PGresult *r = worker_exec(w, pg, SESSION_SQL, -1, NULL, PGRES_COMMAND_OK);
 	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-	if (!ok)
+	if (!ok && r != NULL)
 		log_db_error(pg, "connection set-up failed");
 	PQclear(r);
 	if (!ok) {
@@ -210,7 +267,7 @@ static tk_status record_outcome(outbox_worker *w, const outbox_row *row, const o
 {
 	if (f == NULL) {
 		const char *params[] = {row->id};
-		if (exec_command(w->pg, DELIVERED_SQL, 1, params) != TK_OK)
+		if (exec_command(w, DELIVERED_SQL, 1, params) != TK_OK)
 			return TK_ERR;
 		log_info("outbox: delivered %s %s (event %s)", row->kind, row->topic,
 		         row->event_id);
@@ -222,7 +279,7 @@ static tk_status record_outcome(outbox_worker *w, const outbox_row *row, const o
 	char delay_text[24];
 	snprintf(delay_text, sizeof delay_text, "%lld", delay);
 	const char *params[] = {row->id, f->message, dead ? "dead" : "pending", delay_text};
-	if (exec_command(w->pg, FAILED_SQL, 4, params) != TK_OK)
+	if (exec_command(w, FAILED_SQL, 4, params) != TK_OK)
 		return TK_ERR;
 	if (dead)
 		log_error("outbox: gave up on %s %s (event %s) after %ld attempt(s): %s", row->kind,
@@ -245,16 +302,17 @@ static tk_status worker_step(outbox_worker *w, bool *found)
 	PGresult *claim = NULL;
 	*found = false;
 
-	if (exec_command(w->pg, "BEGIN", 0, NULL) != TK_OK)
+	if (exec_command(w, "BEGIN", 0, NULL) != TK_OK)
 		goto cleanup;
 	const char *params[] = {w->kinds};
-	claim = PQexecParams(w->pg, CLAIM_SQL, 1, NULL, params, NULL, NULL, 0);
+	claim = worker_exec(w, w->pg, CLAIM_SQL, 1, params, PGRES_TUPLES_OK);
 	if (PQresultStatus(claim) != PGRES_TUPLES_OK) {
-		log_db_error(w->pg, "database error");
+		if (claim != NULL)
+			log_db_error(w->pg, "database error");
 		goto cleanup;
 	}
 	if (PQntuples(claim) == 0) {
-		st = exec_command(w->pg, "COMMIT", 0, NULL);
+		st = exec_command(w, "COMMIT", 0, NULL);
 		goto cleanup;
 	}
 	*found = true;
@@ -274,12 +332,12 @@ static tk_status worker_step(outbox_worker *w, bool *found)
 	} else if (f.aborted) {
 		/* Shutdown cut the transfer short: not an attempt, and the
 		 * receiver may or may not have it; the row stays pending. */
-		st = exec_command(w->pg, "ROLLBACK", 0, NULL);
+		st = exec_command(w, "ROLLBACK", 0, NULL);
 		goto cleanup;
 	} else if (record_outcome(w, &row, &f) != TK_OK) {
 		goto cleanup;
 	}
-	st = exec_command(w->pg, "COMMIT", 0, NULL);
+	st = exec_command(w, "COMMIT", 0, NULL);
 cleanup:
 	PQclear(claim);
 	return st;

@@ -15,7 +15,9 @@ import email.utils
 import hashlib
 import hmac
 import json
+import os
 import re
+import signal
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -445,6 +447,86 @@ def outbox_stop_is_prompt_while_a_peer_hangs(ctx):
         box.server(webhook=sink.url)
         assert wait_for(lambda: box.status(ev) == "delivered", 15)
         assert len(sink.for_event(ev)) == 1
+
+
+def outbox_backend(ctx):
+    """The pid of the outbox worker's backend while it waits, in its
+    transaction, for a delivery (its last statement was the claim); seen
+    as the superuser, as only it sees other roles' statements."""
+    import psycopg2
+    db = psycopg2.connect(host=ctx.socket_dir, dbname="tekup", user="postgres")
+    db.autocommit = True
+    try:
+        cur = db.cursor()
+        cur.execute("SELECT pid FROM pg_stat_activity WHERE state = 'idle in transaction'"
+                    " AND query LIKE '%FROM outbox WHERE status = ''pending''%'")
+        pids = [r[0] for r in cur.fetchall()]
+        assert len(pids) <= 1, pids
+        return pids[0] if pids else None
+    finally:
+        db.close()
+
+
+@contextlib.contextmanager
+def stopped_process(pid):
+    """SIGSTOPs pid (a backend: PostgreSQL stops answering on its
+    connection, as on a stopped or partitioned host) until the block ends."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+@test
+def outbox_stop_is_prompt_while_the_database_stops_answering(ctx):
+    """Shutdown interrupts a transfer; the worker then rolls back.  When its
+    backend has stopped answering meanwhile, the ROLLBACK's wait ends at the
+    stop too: the server still exits at once, and the row stays pending."""
+    with outbox_scope(ctx) as box:
+        hung = box.peer(HttpSink(hang=True))
+        ev = box.insert("webhook", "billing.subscription.create", {"plan": "basic"})
+        srv = box.server(webhook=hung.url)
+        assert wait_for(lambda: hung.for_event(ev), 10), srv.output()[-3000:]
+        pid = None
+        assert wait_for(lambda: outbox_backend(ctx) is not None, 5)
+        pid = outbox_backend(ctx)
+        with stopped_process(pid):
+            took = box.stop(srv)
+        assert took < 5, "shutdown waited for a database that stopped answering (%.1fs)" % took
+        # The dropped connection's transaction is rolled back once its
+        # backend runs again: nothing was recorded, the row is still due.
+        assert wait_for(lambda: outbox_backend(ctx) is None, 10)
+        row = box.row(ev)
+        assert row["status"] == "pending" and row["attempts"] == 0, row
+
+
+@test
+def outbox_drops_a_connection_that_stops_answering_and_delivers_again(ctx):
+    """The worker's backend stops answering (SIGSTOP) between a delivery
+    and its record: the worker waits statement_timeout plus the grace
+    (12 s), says so, drops the connection and makes a new one; once the
+    old session ends, the row (never marked) is delivered again under the
+    same event id (at least once), and a new row is delivered too."""
+    with outbox_scope(ctx) as box:
+        sink = box.peer(HttpSink(hang=True))
+        ev = box.insert("webhook", "billing.subscription.create", {"plan": "basic"})
+        srv = box.server(webhook=sink.url)
+        assert wait_for(lambda: sink.for_event(ev), 10), srv.output()[-3000:]
+        assert wait_for(lambda: outbox_backend(ctx) is not None, 5)
+        pid = outbox_backend(ctx)
+        with stopped_process(pid):
+            sink.release()  # the delivery succeeds; its record waits
+            gave_up = "PostgreSQL did not answer within 12000 ms; dropping the connection"
+            assert wait_for(lambda: gave_up in srv.output(), 20), srv.output()[-3000:]
+            assert box.status(ev) == "pending"
+            later = box.insert("webhook", "billing.subscription.create", {"plan": "pro"})
+            # The old session still holds the first row's lock; the new
+            # connection skips it and delivers the new row.
+            assert wait_for(lambda: box.status(later) == "delivered", 10), srv.output()[-3000:]
+        assert wait_for(lambda: box.status(ev) == "delivered", 15), srv.output()[-3000:]
+        assert len(sink.for_event(ev)) == 2 and len(sink.for_event(later)) == 1
+        assert srv.proc.poll() is None
 
 
 @test
