@@ -488,7 +488,6 @@ def outbox_stop_is_prompt_while_the_database_stops_answering(ctx):
         ev = box.insert("webhook", "billing.subscription.create", {"plan": "basic"})
         srv = box.server(webhook=hung.url)
         assert wait_for(lambda: hung.for_event(ev), 10), srv.output()[-3000:]
-        pid = None
         assert wait_for(lambda: outbox_backend(ctx) is not None, 5)
         pid = outbox_backend(ctx)
         with stopped_process(pid):
