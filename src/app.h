@@ -8,6 +8,7 @@
 #define TK_APP_H
 
 #include "auth/context.h"
+#include "auth/signin_limit.h"
 #include "auth/tenant_cache.h"
 #include "db/pool.h"
 #include "db/tx.h"
@@ -20,8 +21,9 @@ typedef struct tk_app {
 	db_pool *operator_pool; /* operator role, for /admin and jobs */
 	unsigned char master_key[32];
 	tenant_cache *tenants;
-	session_cache *sessions; /* verified sessions (auth/context.h) */
-	bool shared_flush;       /* a pipeline's writes share a WAL flush (db/tx.h) */
+	session_cache *sessions;       /* verified sessions (auth/context.h) */
+	tk_signin_limit *signin_limit; /* failed sign-ins per address */
+	bool shared_flush;             /* a pipeline's writes share a WAL flush (db/tx.h) */
 } tk_app;
 
 /*

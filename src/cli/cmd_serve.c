@@ -16,12 +16,15 @@
 #include "db/tx.h"
 #include "tenants/maintenance.h"
 #include "tenants/provision.h"
+#include "users/user.h"
 #include "util/alloc.h"
 #include "util/log.h"
 
 #define DEMO_SAMPLE_LEADS 5
 /* Operator traffic (/admin, jobs) is light; it must not take request slots. */
 #define SERVE_OPERATOR_POOL_SIZE 2
+/* Client addresses the sign-in limit keeps at once (auth/signin_limit.h). */
+#define SERVE_SIGNIN_ADDRESSES 4096
 /* Operator work (a 100,000-lead migration, a cleanup batch) may take minutes. */
 #define SERVE_OPERATOR_STATEMENT_TIMEOUT_MS (30 * 60 * 1000)
 /* Freed memory each malloc arena keeps (util/alloc.h): a few batches of
@@ -197,6 +200,7 @@ int cmd_serve(int argc, char **argv)
 	maintenance *jobs = NULL;
 	tenant_cache *tenants = NULL;
 	session_cache *sessions = NULL;
+	tk_signin_limit *signin_limit = NULL;
 	tk_server *server = NULL;
 	outbox_worker *outbox = NULL;
 
@@ -242,11 +246,14 @@ int cmd_serve(int argc, char **argv)
 	tenants = tenant_cache_create(cfg.key_cache_ttl_ms);
 	sessions = sessions_if_supported(&cfg, pool);
 	detect_user_role(pool);
+	signin_limit = tk_signin_limit_new(SERVE_SIGNIN_ADDRESSES, TK_LOGIN_MAX_IP_FAILURES,
+	                                   TK_LOGIN_WINDOW_MIN * 60);
 	tk_app app = {.cfg = &cfg,
 	              .pool = pool,
 	              .operator_pool = operator_pool,
 	              .tenants = tenants,
 	              .sessions = sessions,
+	              .signin_limit = signin_limit,
 	              .shared_flush = shared_flush_if_supported(&cfg, pool)};
 	if (cli_master_key(&cfg, app.master_key) != TK_OK)
 		goto cleanup;
@@ -279,6 +286,7 @@ cleanup:
 	db_pool_destroy(operator_pool);
 	tenant_cache_destroy(tenants);
 	context_sessions_destroy(sessions);
+	tk_signin_limit_free(signin_limit);
 	tk_config_free(&cfg);
 	return code;
 }

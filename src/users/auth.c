@@ -10,6 +10,8 @@
 
 #include "auth/context.h"
 #include "auth/password.h"
+#include "auth/signin_limit.h"
+#include "http/client_addr.h"
 #include "http/json_body.h"
 #include "users/user.h"
 #include "util/buf.h"
@@ -32,75 +34,14 @@ static void dummy_hash_init(void)
 		dummy_hash[0] = '\0';
 }
 
-/*
- * Per client address: a small table of recent failures (best effort; the
- * per-account limit in the database is the one that holds across servers).
- * An attempt is taken, under the lock, before its password is checked, and
- * given back if it succeeds (or never gets as far as a check): checking
- * first and counting after let every attempt that arrived together through.
- */
-#define IP_SLOTS        1024
-#define IP_MAX_FAILURES 20
-static struct {
-	char ip[48];
-	int failures;
-	time_t window_start;
-} ip_failures[IP_SLOTS];
-static pthread_mutex_t ip_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* An attempt taken from an address's allowance, to be kept or given back. */
-typedef struct ip_ticket {
-	bool taken;
-	size_t slot;
-	time_t window_start;
-} ip_ticket;
-
-static size_t ip_slot(const char *ip)
+/* The client's address for the per-address limit (auth/signin_limit.h);
+ * one shared group for a request whose address is unknown. */
+static tk_ip_addr client_address(const tk_request *req)
 {
-	size_t h = 5381;
-	for (; *ip; ip++)
-		h = h * 33 + (unsigned char)*ip;
-	return h % IP_SLOTS;
-}
-
-/* Counts an attempt for ip and returns 0, or, when ip is at its limit,
- * counts nothing and returns the seconds until its window ends. */
-static int ip_take(const char *ip, ip_ticket *t)
-{
-	time_t now = time(NULL);
-	int wait = 0;
-	t->taken = false;
-	pthread_mutex_lock(&ip_lock);
-	size_t s = ip_slot(ip);
-	if (strcmp(ip_failures[s].ip, ip) != 0 ||
-	    now - ip_failures[s].window_start >= TK_LOGIN_WINDOW_MIN * 60) {
-		snprintf(ip_failures[s].ip, sizeof ip_failures[s].ip, "%s", ip);
-		ip_failures[s].failures = 0;
-		ip_failures[s].window_start = now;
-	}
-	if (ip_failures[s].failures >= IP_MAX_FAILURES) {
-		wait = (int)(TK_LOGIN_WINDOW_MIN * 60 - (now - ip_failures[s].window_start));
-	} else {
-		ip_failures[s].failures++;
-		*t = (ip_ticket){true, s, ip_failures[s].window_start};
-	}
-	pthread_mutex_unlock(&ip_lock);
-	return wait;
-}
-
-/* Undoes ip_take: the attempt was not a failure.  Nothing when its window
- * has since been reset (the count it was part of is gone). */
-static void ip_give_back(const char *ip, ip_ticket *t)
-{
-	if (!t->taken)
-		return;
-	pthread_mutex_lock(&ip_lock);
-	if (strcmp(ip_failures[t->slot].ip, ip) == 0 &&
-	    ip_failures[t->slot].window_start == t->window_start &&
-	    ip_failures[t->slot].failures > 0)
-		ip_failures[t->slot].failures--;
-	pthread_mutex_unlock(&ip_lock);
-	t->taken = false;
+	tk_ip_addr a;
+	if (!tk_client_addr_parse(req->client_ip, strlen(req->client_ip), &a))
+		memset(&a, 0, sizeof a);
+	return a;
 }
 
 static tk_status too_many(tk_error *err, int seconds)
@@ -283,11 +224,12 @@ tk_status auth_login(tk_app *app, tk_request *req, db_conn *conn, tk_response *r
 	const char *email = NULL, *password = NULL;
 	tk_status st = TK_ERR;
 	db_tx *tx = NULL;
-	ip_ticket ticket = {0};
+	tk_signin_ticket ticket = {0};
+	tk_ip_addr client = client_address(req);
 	if (tk_json_string(req, body, "email", true, 255, &email, err) != TK_OK ||
 	    tk_json_string(req, body, "password", true, TK_JSON_UNBOUNDED, &password, err) != TK_OK)
 		goto done;
-	int wait = ip_take(req->client_ip, &ticket);
+	int wait = tk_signin_limit_take(app->signin_limit, &client, time(NULL), &ticket);
 	if (wait > 0) {
 		st = too_many(err, wait);
 		goto done;
@@ -340,7 +282,7 @@ tk_status auth_login(tk_app *app, tk_request *req, db_conn *conn, tk_response *r
 		bad_credentials(err);
 		goto done;
 	}
-	ip_give_back(req->client_ip, &ticket);
+	tk_signin_limit_give_back(app->signin_limit, &ticket);
 	/* Signed in: the hash upgraded when its parameters are older than today's. */
 	char new_hash[TK_PASSWORD_HASH_MAX] = "";
 	if (rehash && tk_password_hash(password, strlen(password), new_hash, err) != TK_OK)
@@ -350,7 +292,7 @@ tk_status auth_login(tk_app *app, tk_request *req, db_conn *conn, tk_response *r
 	sodium_memzero(new_hash, sizeof new_hash);
 done:
 	/* An attempt refused before its password was checked is no failure. */
-	ip_give_back(req->client_ip, &ticket);
+	tk_signin_limit_give_back(app->signin_limit, &ticket);
 	if (tx)
 		db_tx_clear(tx);
 	json_decref(body);

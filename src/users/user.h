@@ -6,7 +6,8 @@
  * expiring after TK_SESSION_TTL_HOURS, revocable).  A wrong password and an
  * unknown e-mail get the same 401 after the same work (an unknown e-mail is
  * checked against a dummy Argon2id hash), and after TK_LOGIN_MAX_FAILURES
- * failures in TK_LOGIN_WINDOW_MIN minutes an account (or a client address)
+ * failures in TK_LOGIN_WINDOW_MIN minutes an account (after
+ * TK_LOGIN_MAX_IP_FAILURES a client address: an IPv4 address, an IPv6 /64)
  * gets 429 too_many_attempts until the window passes.  Hashes made with
  * weaker parameters are upgraded on a successful sign-in.
  *
@@ -23,10 +24,14 @@
 
 #include "app.h"
 
-#define TK_SESSION_TTL_HOURS    12
-#define TK_LOGIN_MAX_FAILURES   5
-#define TK_LOGIN_WINDOW_MIN     15
-#define TK_INVITATION_TOKEN_LEN 67 /* "ti_" + 64 hex */
+#define TK_SESSION_TTL_HOURS  12
+#define TK_LOGIN_MAX_FAILURES 5
+/* Per client address (an IPv4 address, an IPv6 /64), in this process:
+ * high enough for an office behind one NAT, low enough to stop spraying
+ * one password over many accounts (auth/signin_limit.h). */
+#define TK_LOGIN_MAX_IP_FAILURES 20
+#define TK_LOGIN_WINDOW_MIN      15
+#define TK_INVITATION_TOKEN_LEN  67 /* "ti_" + 64 hex */
 
 tk_status auth_login(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err);
 tk_status auth_logout(tk_app *app, tk_request *req, db_conn *conn, tk_response *res, tk_error *err);

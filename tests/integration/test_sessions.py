@@ -382,6 +382,34 @@ def behind_a_trusted_proxy_the_forwarded_address_is_limited(ctx):
 
 
 @test
+def one_ipv6_64_shares_one_sign_in_allowance(ctx):
+    """A client given an IPv6 /64 holds 2^64 addresses: failures from any of
+    them count together, so a new address in the same /64 is refused (429,
+    nothing written), while the next /64 signs in."""
+    org = new_org(ctx, "IPv6 sprayer")
+    srv = Server(ctx, ["--trusted-proxies", "127.0.0.1,::1"])
+    try:
+        for i in range(20):
+            r = login_via(ctx, srv.port, org.key, email(), "guess %d" % i,
+                          "2001:db8:5:5::%x" % (i + 1))
+            assert_error(r, 401, "invalid_credentials")
+        before = admin_sessions(ctx, org)
+        failures = owner(ctx, "SELECT count(*), sum(failures) FROM login_failures"
+                         " WHERE tenant_id = %s", (org.id,))[0]
+        for xff in ("2001:db8:5:5:ffff::1", "2001:db8:5:5::1"):
+            r = login_via(ctx, srv.port, org.key, org.admin_email, PASSWORD, xff)
+            assert_error(r, 429, "too_many_attempts")
+            assert 1 <= int(r.header("Retry-After")) <= 15 * 60, r.headers
+        assert admin_sessions(ctx, org) == before
+        assert owner(ctx, "SELECT count(*), sum(failures) FROM login_failures"
+                     " WHERE tenant_id = %s", (org.id,))[0] == failures
+        r = login_via(ctx, srv.port, org.key, org.admin_email, PASSWORD, "2001:db8:5:6::1")
+        assert r.status == 201, r
+    finally:
+        assert srv.stop() == 0, srv.output()[-3000:]
+
+
+@test
 def without_trusted_proxies_x_forwarded_for_is_ignored(ctx):
     """A client talking to tekup directly cannot pick its address: the block
     on its TCP peer holds whatever X-Forwarded-For it sends."""
