@@ -17,7 +17,7 @@ typedef struct entry {
 	tk_ip_addr group;
 	int failures;
 	time_t window_start;
-	bool used;
+	uint64_t id; /* which making of the entry a ticket counted in; 0: unused */
 } entry;
 
 struct tk_signin_limit {
@@ -25,6 +25,7 @@ struct tk_signin_limit {
 	size_t nbuckets;
 	int max_failures;
 	int window_s;
+	uint64_t last_id;
 	unsigned char key[crypto_shorthash_KEYBYTES];
 	pthread_mutex_t lock;
 };
@@ -75,7 +76,7 @@ static size_t bucket_of(const tk_signin_limit *l, const tk_ip_addr *group)
 
 static bool same_group(const entry *e, const tk_ip_addr *group)
 {
-	return e->used && memcmp(e->group.bytes, group->bytes, sizeof group->bytes) == 0;
+	return e->id != 0 && memcmp(e->group.bytes, group->bytes, sizeof group->bytes) == 0;
 }
 
 static bool window_over(const tk_signin_limit *l, const entry *e, time_t now)
@@ -84,7 +85,11 @@ static bool window_over(const tk_signin_limit *l, const entry *e, time_t now)
 }
 
 /* Called with the lock held: the entry counting group's failures, made
- * (in place of the least worth keeping) when it has none. */
+ * when it has none in place of a free or finished entry, or else of the
+ * one with the fewest failures (the oldest on a tie), whose count and
+ * window it inherits: counts can only be overestimated, so addresses that
+ * take turns in a full bucket cannot push each other out to start again
+ * from zero (the bucket's counts always add up to its attempts). */
 static size_t entry_for(tk_signin_limit *l, const tk_ip_addr *group, time_t now)
 {
 	size_t first = bucket_of(l, group) * WAYS;
@@ -92,10 +97,9 @@ static size_t entry_for(tk_signin_limit *l, const tk_ip_addr *group, time_t now)
 	for (size_t i = first; i < first + WAYS; i++) {
 		entry *e = &l->entries[i];
 		if (same_group(e, group)) {
-			if (window_over(l, e, now)) {
-				e->failures = 0;
-				e->window_start = now;
-			}
+			if (window_over(l, e, now)) /* a new window: a new count */
+				*e = (entry){
+				    .group = *group, .window_start = now, .id = ++l->last_id};
 			return i;
 		}
 	}
@@ -103,8 +107,8 @@ static size_t entry_for(tk_signin_limit *l, const tk_ip_addr *group, time_t now)
 	 * (the oldest on a tie). */
 	for (size_t i = first; i < first + WAYS; i++) {
 		entry *e = &l->entries[i], *p = &l->entries[pick];
-		bool e_idle = !e->used || window_over(l, e, now);
-		bool p_idle = !p->used || window_over(l, p, now);
+		bool e_idle = e->id == 0 || window_over(l, e, now);
+		bool p_idle = p->id == 0 || window_over(l, p, now);
 		if (e_idle && !p_idle) {
 			pick = i;
 		} else if (e_idle == p_idle && !e_idle &&
@@ -113,8 +117,12 @@ static size_t entry_for(tk_signin_limit *l, const tk_ip_addr *group, time_t now)
 			pick = i;
 		}
 	}
-	l->entries[pick] =
-	    (entry){.group = *group, .failures = 0, .window_start = now, .used = true};
+	entry *v = &l->entries[pick];
+	bool inherit = v->id != 0 && !window_over(l, v, now);
+	*v = (entry){.group = *group,
+	             .failures = inherit ? v->failures : 0,
+	             .window_start = inherit ? v->window_start : now,
+	             .id = ++l->last_id};
 	return pick;
 }
 
@@ -131,10 +139,11 @@ int tk_signin_limit_take(tk_signin_limit *limit, const tk_ip_addr *addr, time_t 
 		wait = (int)(limit->window_s - (now - e->window_start));
 		if (wait < 1)
 			wait = 1;
+		if (wait > limit->window_s) /* a clock that went back */
+			wait = limit->window_s;
 	} else {
 		e->failures++;
-		*ticket = (tk_signin_ticket){
-		    .taken = true, .slot = i, .window_start = e->window_start, .group = group};
+		*ticket = (tk_signin_ticket){.taken = true, .slot = i, .id = e->id};
 	}
 	pthread_mutex_unlock(&limit->lock);
 	return wait;
@@ -146,8 +155,7 @@ void tk_signin_limit_give_back(tk_signin_limit *limit, tk_signin_ticket *ticket)
 		return;
 	pthread_mutex_lock(&limit->lock);
 	entry *e = &limit->entries[ticket->slot];
-	if (same_group(e, &ticket->group) && e->window_start == ticket->window_start &&
-	    e->failures > 0)
+	if (e->id == ticket->id && e->failures > 0)
 		e->failures--;
 	pthread_mutex_unlock(&limit->lock);
 	ticket->taken = false;

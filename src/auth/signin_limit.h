@@ -13,8 +13,10 @@
  * fixed number of 4-way buckets, hashed with SipHash under a random key, so
  * a client cannot choose addresses that share a bucket.  When a bucket is
  * full, a newcomer takes the place of the entry with the fewest failures
- * (the oldest window on a tie): a blocked address is the last to be
- * forgotten, and one address's count is never reset by another's attempts.
+ * (the oldest window on a tie) and inherits its count and window: a
+ * blocked address is the last to be forgotten, and addresses that take
+ * turns cannot reset each other's counts (a count is only overestimated).
+ * Times are the caller's, in seconds; a monotonic clock suits best.
  *
  * Thread-safe (one lock; a sign-in costs a password hash, so it is never
  * contended).  The caller owns the table.
@@ -24,6 +26,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "http/ip_count.h"
@@ -34,8 +37,7 @@ typedef struct tk_signin_limit tk_signin_limit;
 typedef struct tk_signin_ticket {
 	bool taken;
 	size_t slot;
-	time_t window_start;
-	tk_ip_addr group;
+	uint64_t id; /* the entry's making it counted in */
 } tk_signin_ticket;
 
 /* Room for about `addresses` groups; max_failures per window_s seconds. */
@@ -53,7 +55,7 @@ int tk_signin_limit_take(tk_signin_limit *limit, const tk_ip_addr *addr, time_t 
                          tk_signin_ticket *ticket);
 /* Undoes a take: the attempt was not a failure.  Nothing when the ticket
  * took nothing, or the count it was part of is gone (window over, entry
- * replaced).  Clears the ticket. */
+ * replaced, even by the same group again).  Clears the ticket. */
 void tk_signin_limit_give_back(tk_signin_limit *limit, tk_signin_ticket *ticket);
 /* Failures counted now for addr's group (0 when not in the table). */
 int tk_signin_limit_failures(tk_signin_limit *limit, const tk_ip_addr *addr, time_t now);

@@ -48,8 +48,11 @@
  * partitioned host): the connection is dropped, so it costs a reconnect,
  * never the thread (or, with it, the server's shutdown). */
 #define REPLY_DEADLINE_MS (SESSION_STATEMENT_TIMEOUT_MS + DB_REPLY_GRACE_MS)
-/* How often a wait for an answer looks at the stop flag. */
+/* How often a wait for an answer looks at the stop flag, and how long it
+ * still waits once a stop is asked for: enough for a slow COMMIT (the
+ * record of a delivery, which saves a duplicate), not for a dead peer. */
 #define STOP_CHECK_MS 200LL
+#define STOP_GRACE_MS 1000LL
 
 /* The oldest due row of a kind we can deliver, skipping rows another
  * worker holds.  created_at is formatted here (one formatting authority). */
@@ -138,7 +141,7 @@ static void log_db_error(PGconn *pg, const char *what)
  * statements in one string) and reads every answer.  Returns the first
  * result that is not want, or else the last; the caller clears it.  NULL
  * (logged) when it could not be sent, when PostgreSQL did not answer
- * within REPLY_DEADLINE_MS, or when a stop was asked for meanwhile: the
+ * within REPLY_DEADLINE_MS, or within STOP_GRACE_MS of a stop: the
  * connection is then unusable, and the caller drops it (PostgreSQL rolls
  * back; an interrupted COMMIT may have committed, and an undelivered mark
  * means one more delivery: at least once, README.md).
@@ -153,6 +156,7 @@ static PGresult *worker_exec(outbox_worker *w, PGconn *pg, const char *sql, int 
 		return NULL;
 	}
 	long long deadline = db_clock_ms() + REPLY_DEADLINE_MS;
+	bool stop_seen = false;
 	PGresult *kept = NULL;
 	for (;;) {
 		bool late = false;
@@ -160,8 +164,13 @@ static PGresult *worker_exec(outbox_worker *w, PGconn *pg, const char *sql, int 
 		long long slice = now + STOP_CHECK_MS < deadline ? now + STOP_CHECK_MS : deadline;
 		PGresult *r = db_get_result(pg, slice, &late);
 		if (late) {
-			if (worker_stopping(w) || db_clock_ms() >= deadline) {
-				if (!worker_stopping(w))
+			if (worker_stopping(w) && !stop_seen) {
+				stop_seen = true;
+				long long grace = db_clock_ms() + STOP_GRACE_MS;
+				deadline = grace < deadline ? grace : deadline;
+			}
+			if (db_clock_ms() >= deadline) {
+				if (!stop_seen)
 					log_warn(
 					    "outbox: PostgreSQL did not answer within %lld ms; "
 					    "dropping the connection",

@@ -229,7 +229,9 @@ tk_status auth_login(tk_app *app, tk_request *req, db_conn *conn, tk_response *r
 	if (tk_json_string(req, body, "email", true, 255, &email, err) != TK_OK ||
 	    tk_json_string(req, body, "password", true, TK_JSON_UNBOUNDED, &password, err) != TK_OK)
 		goto done;
-	int wait = tk_signin_limit_take(app->signin_limit, &client, time(NULL), &ticket);
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now); /* windows a clock change cannot stretch */
+	int wait = tk_signin_limit_take(app->signin_limit, &client, now.tv_sec, &ticket);
 	if (wait > 0) {
 		st = too_many(err, wait);
 		goto done;

@@ -158,6 +158,44 @@ static void test_a_blocked_address_stays_blocked_whoever_comes_by(void **state)
 	tk_signin_limit_free(l);
 }
 
+static void test_addresses_taking_turns_in_a_full_bucket_gain_nothing(void **state)
+{
+	(void)state;
+	/* One bucket of four, five addresses taking turns: each newcomer
+	 * pushes one out, but inherits its count, so the bucket never counts
+	 * more than its four entries' allowance. */
+	tk_signin_limit *l = tk_signin_limit_new(4, MAX, WINDOW);
+	int counted = 0, refused = 0;
+	char text[32];
+	for (int round = 0; round < 10 * MAX; round++)
+		for (int k = 0; k < 5; k++) {
+			snprintf(text, sizeof text, "192.0.2.%d", 100 + k);
+			if (take(l, text, T0 + 1) == 0)
+				counted++;
+			else
+				refused++;
+		}
+	assert_true(counted <= 4 * MAX);
+	assert_int_equal(counted + refused, 50 * MAX);
+	tk_signin_limit_free(l);
+}
+
+static void test_a_ticket_gives_back_only_to_the_entry_it_counted_in(void **state)
+{
+	(void)state;
+	tk_signin_limit *l = tk_signin_limit_new(4, MAX, WINDOW); /* one bucket */
+	tk_ip_addr a = ip("198.51.100.50");
+	tk_signin_ticket t;
+	assert_int_equal(tk_signin_limit_take(l, &a, T0, &t), 0);
+	/* The window ends, a made again in the same slot within one second of
+	 * its new window, then counted once more: the old ticket is stale. */
+	assert_int_equal(take(l, "198.51.100.50", T0 + WINDOW), 0);
+	assert_int_equal(take(l, "198.51.100.50", T0 + WINDOW), 0);
+	tk_signin_limit_give_back(l, &t);
+	assert_int_equal(failures(l, "198.51.100.50", T0 + WINDOW), 2);
+	tk_signin_limit_free(l);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -168,6 +206,8 @@ int main(void)
 	    cmocka_unit_test(test_one_ipv6_64_shares_one_allowance),
 	    cmocka_unit_test(test_given_back_attempts_are_no_failures),
 	    cmocka_unit_test(test_a_blocked_address_stays_blocked_whoever_comes_by),
+	    cmocka_unit_test(test_addresses_taking_turns_in_a_full_bucket_gain_nothing),
+	    cmocka_unit_test(test_a_ticket_gives_back_only_to_the_entry_it_counted_in),
 	};
 	return cmocka_run_group_tests_name("signin_limit", tests, NULL, NULL);
 }
