@@ -10,7 +10,7 @@ set -eu
 
 RUN_PKGS="gcc make libc6-dev libmicrohttpd-dev libjansson-dev libsodium-dev libpq-dev libcurl4-openssl-dev \
 postgresql-15 postgresql-client-15"
-TEST_PKGS="libcmocka-dev python3 python3-psycopg2 python3-aiosmtpd curl pgbouncer clang libclang-rt-14-dev clang-format cppcheck"
+TEST_PKGS="libcmocka-dev python3 python3-psycopg2 python3-aiosmtpd curl pgbouncer nginx openssl clang libclang-rt-14-dev clang-format cppcheck"
 
 case "${1:-run}" in
   run) want="$RUN_PKGS" ;;
