@@ -257,7 +257,7 @@ def a_connection_that_stops_answering_its_rollback_costs_no_worker(ctx):
         assert write_out["at"] - t_stop < 1.5 + 2.0 + GRACE_S + 1.0, write_out["at"] - t_stop
         t0 = time.time()
         r = ctx.http("GET", "/v1/leads/stats", key=failing.key, port=srv.port, timeout=10)
-        assert r.status == 200 and time.time() - t0 < 1.0, (r, time.time() - t0)
+        assert r.status == 200 and time.time() - t0 < 3.0, (r, time.time() - t0)
     finally:
         if stopped:
             os.kill(stopped, signal.SIGCONT)

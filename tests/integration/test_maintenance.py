@@ -45,7 +45,13 @@ def two_servers_run_the_daily_job_once_and_it_cleans_up(ctx):
         assert owner_exec(ctx, "SELECT count(*) FROM leads WHERE tenant_id = %s", (old.id,)) == [(0,)]
         assert owner_exec(ctx, "SELECT status FROM tenants WHERE id = %s", (recent.id,)) == \
             [("archived",)]
-        time.sleep(1.0)  # let the run record itself
+        # The deletion commits first; retention then runs over every tenant
+        # of the suite (one transaction each) before the run is recorded.
+        deadline = time.time() + 60
+        while time.time() < deadline and not owner_exec(
+                ctx, "SELECT 1 FROM maintenance_runs WHERE job = 'daily'"
+                     " AND finished_at IS NOT NULL"):
+            time.sleep(0.2)
         runs = owner_exec(ctx, "SELECT finished_at IS NOT NULL, result FROM maintenance_runs"
                                " WHERE job = 'daily'")
         assert len(runs) == 1 and runs[0][0], runs
