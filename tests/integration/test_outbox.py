@@ -467,6 +467,18 @@ def outbox_backend(ctx):
         db.close()
 
 
+def delivering_to_a_hung_peer(ctx, box):
+    """A server whose worker delivers a new webhook row to a peer that has
+    not answered yet; returns the peer, the event id, the server and the
+    pid of the worker's backend, waiting in its transaction."""
+    sink = box.peer(HttpSink(hang=True))
+    ev = box.insert("webhook", "billing.subscription.create", {"plan": "basic"})
+    srv = box.server(webhook=sink.url)
+    assert wait_for(lambda: sink.for_event(ev), 10), srv.output()[-3000:]
+    assert wait_for(lambda: outbox_backend(ctx) is not None, 5)
+    return sink, ev, srv, outbox_backend(ctx)
+
+
 @contextlib.contextmanager
 def stopped_process(pid):
     """SIGSTOPs pid (a backend: PostgreSQL stops answering on its
@@ -484,12 +496,7 @@ def outbox_stop_is_prompt_while_the_database_stops_answering(ctx):
     backend has stopped answering meanwhile, the ROLLBACK's wait ends at the
     stop too: the server still exits at once, and the row stays pending."""
     with outbox_scope(ctx) as box:
-        hung = box.peer(HttpSink(hang=True))
-        ev = box.insert("webhook", "billing.subscription.create", {"plan": "basic"})
-        srv = box.server(webhook=hung.url)
-        assert wait_for(lambda: hung.for_event(ev), 10), srv.output()[-3000:]
-        assert wait_for(lambda: outbox_backend(ctx) is not None, 5)
-        pid = outbox_backend(ctx)
+        _, ev, srv, pid = delivering_to_a_hung_peer(ctx, box)
         with stopped_process(pid):
             took = box.stop(srv)
         assert took < 10, "shutdown waited for a database that stopped answering (%.1fs)" % took
@@ -508,12 +515,7 @@ def outbox_drops_a_connection_that_stops_answering_and_delivers_again(ctx):
     old session ends, the row (never marked) is delivered again under the
     same event id (at least once), and a new row is delivered too."""
     with outbox_scope(ctx) as box:
-        sink = box.peer(HttpSink(hang=True))
-        ev = box.insert("webhook", "billing.subscription.create", {"plan": "basic"})
-        srv = box.server(webhook=sink.url)
-        assert wait_for(lambda: sink.for_event(ev), 10), srv.output()[-3000:]
-        assert wait_for(lambda: outbox_backend(ctx) is not None, 5)
-        pid = outbox_backend(ctx)
+        sink, ev, srv, pid = delivering_to_a_hung_peer(ctx, box)
         with stopped_process(pid):
             sink.release()  # the delivery succeeds; its record waits
             gave_up = "PostgreSQL did not answer within 12000 ms; dropping the connection"
