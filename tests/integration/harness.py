@@ -88,6 +88,21 @@ def free_port():
     return port
 
 
+def wait_listening(port, timeout, alive=lambda: True):
+    """Waits until something accepts connections on 127.0.0.1:port: True
+    then, False once timeout passes or alive() says the process ended."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not alive():
+            return False
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
 class Server:
     """One running `tekup serve` process."""
 
@@ -100,15 +115,10 @@ class Server:
                 "--no-demo", "--no-migrate"] + list(extra_args)
         full_env = merged_env(ctx.env, env)
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("tekup serve exited early: " + self.output())
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
+        if wait_listening(self.port, 30, lambda: self.proc.poll() is None):
+            return
+        if self.proc.poll() is not None:
+            raise RuntimeError("tekup serve exited early: " + self.output())
         self.proc.kill()  # not left behind, stuck, by a failed test
         self.proc.wait()
         self.log.close()
@@ -160,14 +170,8 @@ class PgBouncer:
         self.version = subprocess.run(["pgbouncer", "--version"], capture_output=True,
                                       text=True).stdout.split("\n")[0]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("pgbouncer did not start")
+        if not wait_listening(self.port, 10):
+            raise RuntimeError("pgbouncer did not start")
 
     def url(self, user):
         return "postgresql://%s@127.0.0.1:%d/tekup" % (user, self.port)

@@ -24,7 +24,8 @@ import ssl
 import subprocess
 import time
 
-from harness import new_org, owner, ADMIN_PASSWORD, Server, assert_error, free_port, test
+from harness import (new_org, owner, ADMIN_PASSWORD, Server, free_port, test,
+                     wait_listening)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONF = os.path.join(HERE, "..", "..", "deploy", "nginx.conf")
@@ -77,15 +78,9 @@ class Nginx:
         self.proc = subprocess.Popen(["nginx", "-c", main, "-p", self.dir,
                                       "-g", "daemon off;"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.tls_port), timeout=1).close()
-                return
-            except OSError:
-                assert self.proc.poll() is None, self.proc.stderr.read().decode()
-                time.sleep(0.05)
-        raise AssertionError("nginx did not start listening")
+        if not wait_listening(self.tls_port, 10, lambda: self.proc.poll() is None):
+            assert self.proc.poll() is None, self.proc.stderr.read().decode()
+            raise AssertionError("nginx did not start listening")
 
     def https(self, method, path, key=None, body=None, headers=None, source="127.0.0.1",
               timeout=10):
